@@ -1,0 +1,20 @@
+/**
+ * The one place the session side reaches the image side (src/image): planning an image
+ * from a save request, creating the pending output, finalizing it after the runtime wrote
+ * its ranges. Imported lazily (the image side pulls in the ELF model), so `plan-save`
+ * starts fast and commands that never save do not load it.
+ */
+import type {ImagePlan, PendingOutput, SaveRequest, SaveResult} from '../image/save-types.js'
+import {ImgdumpError} from '../errors.js'
+
+export interface ImageSide {
+  planImage(req: SaveRequest): ImagePlan | Promise<ImagePlan>
+  createPendingOutput(target: string): PendingOutput | Promise<PendingOutput>
+  /** Writes the parts of the file taken from the executable, before the runtime writes. */
+  prepareOutput?(plan: ImagePlan, pending: PendingOutput): void | Promise<void>
+  finalizeImage(plan: ImagePlan, pending: PendingOutput, crcs: number[]): SaveResult | Promise<SaveResult>
+}
+
+export async function loadImageSide(): Promise<ImageSide> {
+  throw new ImgdumpError('internal', 'IMAGE_SIDE_MISSING', 'this build of imgdump cannot plan images yet (src/image is not ready)')
+}

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import {ImgdumpError} from '../../src/errors.js'
+import {closeFd, recvWithFds, sendAll, socketPair} from '../../src/native/socket.js'
+import {serveOneSave} from '../../src/session/standalone.js'
+import {cleanupTemp, peerBinary, peerPattern, STUB_MAGIC, stubImageSide, tempDir} from './helpers.js'
+
+/** Start the C peer with `childFd` as its fd 3; resolves with its exit status and stdout. */
+function runPeer(args: string[], childFd: number, env: NodeJS.ProcessEnv = {}): Promise<{status: number | null; stdout: string; stderr: string}> {
+  const child = spawn(peerBinary(), args, {stdio: ['ignore', 'pipe', 'pipe', childFd], env: {...process.env, ...env}})
+  closeFd(childFd)
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  return new Promise((resolve) => child.on('close', (status) => resolve({status, stdout, stderr})))
+}
+
+describe('session fd passing (koffi sendmsg/recvmsg, SCM_RIGHTS)', () => {
+  after(cleanupTemp)
+
+  it('passes a writable fd between two sockets in this process', () => {
+    const [a, b] = socketPair()
+    const file = path.join(tempDir(), 'f')
+    const fd = fs.openSync(file, 'w+')
+    sendAll(a, Buffer.from('{"t":"x"}\n'), fd)
+    const got = recvWithFds(b)
+    assert.equal(got.data.toString(), '{"t":"x"}\n')
+    assert.equal(got.fds.length, 1)
+    assert.notEqual(got.fds[0], fd)
+    fs.writeSync(got.fds[0], 'through the passed fd')
+    for (const x of [a, b, fd, got.fds[0]]) closeFd(x)
+    assert.equal(fs.readFileSync(file, 'utf8'), 'through the passed fd')
+  })
+
+  it('a C runtime receives the plan with the fd, writes its heap there, and the planner finalizes', async () => {
+    const dir = tempDir()
+    const target = path.join(dir, 'out.img')
+    const [parent, child] = socketPair()
+    const log: string[] = []
+    const outcomeP = serveOneSave(parent, stubImageSide(log))
+    const peer = await runPeer(['save', '3', target], child)
+    const outcome = await outcomeP
+    assert.equal(peer.status, 0, peer.stdout + peer.stderr)
+    assert.ok(outcome.ok, !outcome.ok ? outcome.error.message : '')
+    assert.deepEqual(log, ['plan', 'create', 'finalize', 'commit'])
+    assert.match(peer.stdout, new RegExp(`^done ${target} ${64 * 1024 + 4096}\\n$`))
+    const img = fs.readFileSync(target)
+    assert.equal(img.length, 0x1000 + 64 * 1024)
+    assert.deepEqual(img.subarray(0, STUB_MAGIC.length), STUB_MAGIC)
+    for (let i = 0; i < 64 * 1024; i += 997) assert.equal(img[0x1000 + i], peerPattern(i), `heap byte ${i}`)
+    assert.equal(fs.readdirSync(dir).length, 1, 'no temp file left')
+    assert.equal(outcome.ok && outcome.result.path, target)
+    assert.equal(outcome.ok && outcome.request.generation, 1n)
+  })
+
+  it('a runtime that fails its writes gets an error and the output is discarded', async () => {
+    const dir = tempDir()
+    fs.writeFileSync(path.join(dir, 'out.img'), 'previous image')
+    const [parent, child] = socketPair()
+    const log: string[] = []
+    const outcomeP = serveOneSave(parent, stubImageSide(log))
+    const peer = await runPeer(['save', '3', path.join(dir, 'out.img')], child, {PEER_FAIL_WRITE: '1'})
+    const outcome = await outcomeP
+    assert.equal(peer.stdout, 'error RUNTIME_WRITE_FAILED\n')
+    assert.ok(!outcome.ok && outcome.error.phase === 'save')
+    assert.deepEqual(log, ['plan', 'create', 'discard'])
+    assert.deepEqual(fs.readdirSync(dir), ['out.img'])
+    assert.equal(fs.readFileSync(path.join(dir, 'out.img'), 'utf8'), 'previous image')
+  })
+
+  it('an image-side refusal reaches the runtime as an error with its code', async () => {
+    const [parent, child] = socketPair()
+    const side = stubImageSide()
+    const refusing = async () => ({...(await side()), planImage(): never { throw new ImgdumpError('edit', 'ELF_NO_ROOM', 'no room') }})
+    const outcomeP = serveOneSave(parent, refusing)
+    const peer = await runPeer(['save', '3', path.join(tempDir(), 'x.img')], child)
+    const outcome = await outcomeP
+    assert.equal(peer.stdout, 'error ELF_NO_ROOM\n')
+    assert.ok(!outcome.ok && outcome.error.code === 'ELF_NO_ROOM')
+  })
+
+  it('answers a protocol violation with an error and ends the standalone session', async () => {
+    const [parent, child] = socketPair()
+    const outcomeP = serveOneSave(parent, stubImageSide())
+    sendAll(child, Buffer.from('{"t":"hello","v":1,"pid":1,"exe":"/x","api":1}\n{"t":"written","id":1,"crc32c":[],"bytes":"0x0"}\n'))
+    const outcome = await outcomeP
+    assert.ok(!outcome.ok && outcome.error.code === 'PROTO_UNEXPECTED', JSON.stringify(outcome))
+    let text = ''
+    for (;;) {
+      const r = recvWithFds(child)
+      if (r.data.length === 0) break
+      text += r.data.toString()
+    }
+    closeFd(child)
+    const lines = text.trim().split('\n').map((l) => JSON.parse(l))
+    assert.deepEqual(lines[0], {t: 'welcome', v: 1})
+    assert.equal(lines[1].t, 'error')
+    assert.equal(lines[1].code, 'PROTO_UNEXPECTED')
+  })
+
+  it('refuses another protocol version', async () => {
+    const [parent, child] = socketPair()
+    const outcomeP = serveOneSave(parent, stubImageSide())
+    sendAll(child, Buffer.from('{"t":"hello","v":2,"pid":1,"exe":"/x","api":1}\n'))
+    const outcome = await outcomeP
+    assert.ok(!outcome.ok && outcome.error.code === 'PROTO_VERSION')
+    const r = recvWithFds(child)
+    closeFd(child)
+    assert.equal(JSON.parse(r.data.toString().split('\n')[0]).code, 'PROTO_VERSION')
+  })
+})
