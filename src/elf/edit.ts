@@ -54,6 +54,14 @@ export function addLoad(elf: ElfFile, o: AddLoadOptions): {elf: ElfFile; index: 
   const align = o.align ?? tail.pageSize
   if (o.filesz > o.memsz) throw editError('ELF_BAD_EDIT', `addLoad: filesz 0x${o.filesz.toString(16)} > memsz 0x${o.memsz.toString(16)}`, o.filesz)
   if (o.memsz === 0n) throw editError('ELF_BAD_EDIT', 'addLoad: empty segment', o.memsz)
+  const flags = o.flags ?? (PF.PF_R | PF.PF_W)
+  if (o.memsz > o.filesz && (flags & PF.PF_W) === 0 && (o.vaddr + o.filesz) % tail.pageSize !== 0n) {
+    // The kernel zeroes the rest of the last file page only when it can write it (elf_load →
+    // padzero, whose failure is ignored for read-only mappings): the bytes that follow in the
+    // file would show through instead of zeros.
+    throw editError('ELF_BAD_EDIT', 'addLoad: p_memsz > p_filesz in a read-only segment whose file bytes end inside a page', flags,
+      'make the segment writable, or end its file bytes on a page boundary')
+  }
   checkCongruent(o.vaddr, o.offset, align, 'addLoad')
   if (o.offset + o.filesz > contentEnd(elf)) {
     throw editError('ELF_BAD_EDIT', `addLoad: file range 0x${o.offset.toString(16)}+0x${o.filesz.toString(16)} is beyond the file's content`, o.offset,
@@ -66,7 +74,7 @@ export function addLoad(elf: ElfFile, o: AddLoadOptions): {elf: ElfFile; index: 
       throw editError('ELF_OVERLAPPING_LOAD', `addLoad: 0x${o.vaddr.toString(16)}+0x${o.memsz.toString(16)} overlaps the pages of program header ${i}`, o.vaddr)
     }
   })
-  const ph: ProgramHeader = {p_type: PT.PT_LOAD, p_flags: o.flags ?? (PF.PF_R | PF.PF_W), p_offset: o.offset, p_vaddr: o.vaddr, p_paddr: o.vaddr,
+  const ph: ProgramHeader = {p_type: PT.PT_LOAD, p_flags: flags, p_offset: o.offset, p_vaddr: o.vaddr, p_paddr: o.vaddr,
     p_filesz: o.filesz, p_memsz: o.memsz, p_align: align}
   let at = tail.loadIndex
   for (let i = 0; i < tail.loadIndex; i++) {

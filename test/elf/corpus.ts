@@ -1,0 +1,72 @@
+/**
+ * The ELF test corpus, built once per mocha process from fixtures/elf/ into a temp dir
+ * (never into the repository) and removed at exit.
+ */
+import {execFileSync, spawnSync} from 'node:child_process'
+import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
+
+export const ROOT = resolve(import.meta.dirname, '../..')
+
+/** Executable kinds of the corpus (all run the probe program). */
+export const EXECUTABLES = ['static', 'static-pie', 'dynamic', 'pie', 'pie-stripped', 'pie-nosections', 'static-nosections', 'static-pie-nosections'] as const
+export const CORPUS = [...EXECUTABLES, 'libprobe.so'] as const
+
+let dir: string | undefined
+
+export function corpusDir(): string {
+  if (dir) return dir
+  const d = mkdtempSync(join(tmpdir(), 'imgdump-elf-'))
+  process.on('exit', () => rmSync(d, {recursive: true, force: true}))
+  execFileSync(join(ROOT, 'fixtures/elf/build-corpus.sh'), [d], {stdio: ['ignore', 'ignore', 'pipe']})
+  dir = d
+  return d
+}
+
+export function corpusFile(name: string): string {
+  return join(corpusDir(), name)
+}
+
+/** A scratch directory for one suite, removed at exit. */
+export function scratchDir(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), prefix))
+  process.on('exit', () => rmSync(d, {recursive: true, force: true}))
+  return d
+}
+
+/** System binaries of the round-trip list: /bin/ls, node, and the ld.so and libc that ls uses. */
+export function systemBinaries(): string[] {
+  const out = ['/bin/ls', '/usr/bin/node']
+  const ldd = spawnSync('ldd', ['/bin/ls'], {encoding: 'utf8'}).stdout ?? ''
+  for (const line of ldd.split('\n')) {
+    const m = /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line)
+    if (m && (/\/ld-linux[^/]*\.so/.test(m[1]) || /\/libc\.so\.6$/.test(m[1]))) out.push(m[1])
+  }
+  return out.filter((p) => existsSync(p))
+}
+
+let built = false
+
+/** Build dist/ and the oclif manifest once, so that ./bin/run.js sees the current commands. */
+export function buildCli(): void {
+  if (built) return
+  // tsc exits non-zero for errors in files other helpers are editing; it still emits.
+  spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], {cwd: ROOT, stdio: 'ignore'})
+  const m = spawnSync('npx', ['oclif', 'manifest'], {cwd: ROOT, encoding: 'utf8'})
+  if (!existsSync(join(ROOT, 'dist/commands/inspect.js'))) throw new Error(`build failed: ${m.stderr}`)
+  built = true
+}
+
+export interface CliResult {
+  status: number | null
+  stdout: string
+  stderr: string
+  signal: NodeJS.Signals | null
+}
+
+/** Run ./bin/run.js with a hang guard (a generous timeout, not a timing assertion). */
+export function runCli(args: string[]): CliResult {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), ...args], {cwd: ROOT, encoding: 'utf8', timeout: 60_000})
+  return {status: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal}
+}
