@@ -12,7 +12,7 @@ import {
 } from './definitions.js'
 import {MachoError} from './errors.js'
 import {alignUp, sliceChecked, type StructOf} from './field-table.js'
-import {type CommandOf, findSegment, type MachoFile, readFileRange} from './model.js'
+import {type CommandOf, findSegment, insertCommand, type MachoFile, readFileRange, removeCommand} from './model.js'
 import {firstSectionOffset, loadCommandsEnd} from './layout-facts.js'
 import {writeMacho} from './write.js'
 
@@ -157,9 +157,7 @@ export function stripSignature(m: MachoFile): StripResult {
   const cd = sig.directories.find(d => d.slot === CSSLOT_CODEDIRECTORY) ?? sig.directories[0]
   const le = linkedit(m)
   if (BigInt(lc.f.dataoff) < le.f.fileoff) throw new MachoError('edit', 'MACHO_BAD_LAYOUT', 'code signature lies before __LINKEDIT', {offset: lc.f.dataoff})
-  m.commands = m.commands.filter(c => c !== lc)
-  m.header.ncmds -= 1
-  m.header.sizeofcmds -= lc.f.cmdsize
+  removeCommand(m, lc)
   // The linker aligned the signature to 16 bytes; the padding before it stays part of __LINKEDIT.
   setLinkeditSize(m, BigInt(lc.f.dataoff) - le.f.fileoff)
   return {identifier: cd?.identifier, pageSizeLog2: cd?.f.pageSize, warnings}
@@ -182,9 +180,7 @@ export function signAdhoc(m: MachoFile, opts: SignOptions): void {
   const allHeaders = Number(alignUp(BigInt(blobHeaders + CodeDirectory.size + ident.length + 1), 16n))
   const nSlots = Math.ceil(Number(sigOff) / pageSize)
   const size = allHeaders + nSlots * 32
-  m.commands.push({kind: 'linkedit_data', f: {cmd: LC.LC_CODE_SIGNATURE, cmdsize: LinkeditDataCommand.size, dataoff: Number(sigOff), datasize: size}})
-  m.header.ncmds += 1
-  m.header.sizeofcmds += LinkeditDataCommand.size
+  insertCommand(m, {kind: 'linkedit_data', f: {cmd: LC.LC_CODE_SIGNATURE, cmdsize: LinkeditDataCommand.size, dataoff: Number(sigOff), datasize: size}})
   setLinkeditSize(m, sigOff + BigInt(size) - le.f.fileoff)
   const text = findSegment(m, '__TEXT')
   const sig = Buffer.alloc(size)

@@ -4,6 +4,7 @@
  * file range, plus any bytes no segment covers, so nothing is lost). The writer serialises
  * this model; it never hands back the input buffer.
  */
+import {MachoError} from './errors.js'
 import type {StructOf} from './field-table.js'
 import type {
   BuildToolVersion, BuildVersionCommand, DyldInfoCommand, DylibCommand, DysymtabCommand, EntryPointCommand,
@@ -83,4 +84,44 @@ export function cloneMacho(m: MachoFile): MachoFile {
     v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, copyVal(x)])) : v
   return {header: {...m.header}, commands: m.commands.map(c => copyVal(c) as LoadCommand),
     chunks: m.chunks.map(c => ({offset: c.offset, bytes: Buffer.from(c.bytes), segment: c.segment}))}
+}
+
+/**
+ * Keep the chunk after the load commands in step with their size: growing commands take
+ * header padding (which must be zero: real bytes there mean no room), shrinking commands
+ * give back zeros.
+ */
+function moveCommandsEnd(m: MachoFile, oldEnd: number, newEnd: number): void {
+  const c = m.chunks.find(x => x.offset === BigInt(oldEnd))
+  if (newEnd > oldEnd) {
+    if (!c) return
+    const taken = c.bytes.subarray(0, newEnd - oldEnd)
+    if (taken.length < newEnd - oldEnd || taken.some(b => b !== 0)) {
+      throw new MachoError('edit', 'MACHO_NO_ROOM', `no free header room for ${newEnd - oldEnd} more bytes of load commands`, {offset: oldEnd,
+        hint: 'relink the runtime with -Wl,-headerpad,0x1000 to leave room for the image load commands'})
+    }
+    c.bytes = c.bytes.subarray(newEnd - oldEnd)
+    c.offset = BigInt(newEnd)
+  } else if (newEnd < oldEnd) {
+    if (c) { c.bytes = Buffer.concat([Buffer.alloc(oldEnd - newEnd), c.bytes]); c.offset = BigInt(newEnd) }
+    else m.chunks.push({offset: BigInt(newEnd), bytes: Buffer.alloc(oldEnd - newEnd), segment: null})
+  }
+}
+
+export function insertCommand(m: MachoFile, cmd: LoadCommand, index = m.commands.length): void {
+  const oldEnd = HEADER_SIZE + m.header.sizeofcmds
+  moveCommandsEnd(m, oldEnd, oldEnd + cmd.f.cmdsize)
+  m.commands.splice(index, 0, cmd)
+  m.header.ncmds += 1
+  m.header.sizeofcmds += cmd.f.cmdsize
+}
+
+export function removeCommand(m: MachoFile, cmd: LoadCommand): void {
+  const i = m.commands.indexOf(cmd)
+  if (i < 0) throw new Error('internal: removing a command not in the model')
+  const oldEnd = HEADER_SIZE + m.header.sizeofcmds
+  m.commands.splice(i, 1)
+  m.header.ncmds -= 1
+  m.header.sizeofcmds -= cmd.f.cmdsize
+  moveCommandsEnd(m, oldEnd, oldEnd - cmd.f.cmdsize)
 }

@@ -10,15 +10,15 @@ import {type Chunk, HEADER_SIZE, type LoadCommand, type MachoFile} from './model
 
 const KIND_BY_CMD: Record<number, LoadCommand['kind']> = {
   [LC.LC_SEGMENT_64]: 'segment', [LC.LC_SYMTAB]: 'symtab', [LC.LC_DYSYMTAB]: 'dysymtab',
-  [LC.LC_DYLD_INFO]: 'dyld_info', [LC.LC_DYLD_INFO_ONLY >>> 0]: 'dyld_info',
+  [LC.LC_DYLD_INFO]: 'dyld_info', [LC.LC_DYLD_INFO_ONLY]: 'dyld_info',
   [LC.LC_CODE_SIGNATURE]: 'linkedit_data', [LC.LC_SEGMENT_SPLIT_INFO]: 'linkedit_data', [LC.LC_FUNCTION_STARTS]: 'linkedit_data',
   [LC.LC_DATA_IN_CODE]: 'linkedit_data', [LC.LC_DYLIB_CODE_SIGN_DRS]: 'linkedit_data', [LC.LC_LINKER_OPTIMIZATION_HINT]: 'linkedit_data',
-  [LC.LC_DYLD_EXPORTS_TRIE >>> 0]: 'linkedit_data', [LC.LC_DYLD_CHAINED_FIXUPS >>> 0]: 'linkedit_data',
-  [LC.LC_LOAD_DYLIB]: 'dylib', [LC.LC_ID_DYLIB]: 'dylib', [LC.LC_LOAD_WEAK_DYLIB >>> 0]: 'dylib', [LC.LC_REEXPORT_DYLIB >>> 0]: 'dylib',
-  [LC.LC_LAZY_LOAD_DYLIB]: 'dylib', [LC.LC_LOAD_UPWARD_DYLIB >>> 0]: 'dylib',
-  [LC.LC_LOAD_DYLINKER]: 'string', [LC.LC_ID_DYLINKER]: 'string', [LC.LC_DYLD_ENVIRONMENT]: 'string', [LC.LC_RPATH >>> 0]: 'string',
+  [LC.LC_DYLD_EXPORTS_TRIE]: 'linkedit_data', [LC.LC_DYLD_CHAINED_FIXUPS]: 'linkedit_data',
+  [LC.LC_LOAD_DYLIB]: 'dylib', [LC.LC_ID_DYLIB]: 'dylib', [LC.LC_LOAD_WEAK_DYLIB]: 'dylib', [LC.LC_REEXPORT_DYLIB]: 'dylib',
+  [LC.LC_LAZY_LOAD_DYLIB]: 'dylib', [LC.LC_LOAD_UPWARD_DYLIB]: 'dylib',
+  [LC.LC_LOAD_DYLINKER]: 'string', [LC.LC_ID_DYLINKER]: 'string', [LC.LC_DYLD_ENVIRONMENT]: 'string', [LC.LC_RPATH]: 'string',
   [LC.LC_UUID]: 'uuid', [LC.LC_BUILD_VERSION]: 'build_version', [LC.LC_VERSION_MIN_MACOSX]: 'version_min',
-  [LC.LC_MAIN >>> 0]: 'main', [LC.LC_SOURCE_VERSION]: 'source_version', [LC.LC_NOTE]: 'note',
+  [LC.LC_MAIN]: 'main', [LC.LC_SOURCE_VERSION]: 'source_version', [LC.LC_NOTE]: 'note',
 }
 export function commandKind(cmd: number): LoadCommand['kind'] { return KIND_BY_CMD[cmd >>> 0] ?? 'opaque' }
 export function commandName(cmd: number): string { return LC_NAMES[cmd >>> 0] ?? `LC_0x${(cmd >>> 0).toString(16)}` }
