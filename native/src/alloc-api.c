@@ -111,9 +111,9 @@ static __attribute__((noreturn)) void corrupt(const char *what) {
   __builtin_trap();
 }
 
-EXPORT void *malloc(size_t n) { return allocate(n, 16, 0); }
-
-EXPORT void free(void *p) {
+/* Internal callers use these, never the exported names: when libimgdump.so is loaded
+ * without being preloaded (koffi in tests) the exported names resolve to libc's. */
+static void release(void *p) {
   struct imgdump_heap_header *h = imgdump__heap_ptr;
   if (!p || !owned(h, p)) return; /* not ours (e.g. from before the heap existed): keep it */
   struct chunk *c = mem_to_chunk(p);
@@ -122,6 +122,12 @@ EXPORT void free(void *p) {
   imgdump__chunk_free(h, c);
   imgdump__unlock_word(&h->lock);
 }
+
+void *imgdump__malloc(size_t n) { return allocate(n, 16, 0); }
+void imgdump__free(void *p) { release(p); }
+
+EXPORT void *malloc(size_t n) { return allocate(n, 16, 0); }
+EXPORT void free(void *p) { release(p); }
 
 EXPORT void *calloc(size_t n, size_t m) {
   size_t total;
@@ -132,10 +138,10 @@ EXPORT void *calloc(size_t n, size_t m) {
   return allocate(total, 16, 1);
 }
 
-EXPORT void *realloc(void *p, size_t n) {
+static void *resize(void *p, size_t n) {
   if (!p) return allocate(n, 16, 0);
   if (n == 0) { /* glibc: realloc(p, 0) frees p and returns NULL */
-    free(p);
+    release(p);
     return NULL;
   }
   struct imgdump_heap_header *h = imgdump__heap_ptr;
@@ -164,10 +170,13 @@ EXPORT void *realloc(void *p, size_t n) {
     void *q = allocate(n, 16, 0);
     if (!q) return NULL;
     memcpy(q, p, old - CH_OVERHEAD < n ? old - CH_OVERHEAD : n);
-    free(p);
+    release(p);
     return q;
   }
 }
+
+static void *resize(void *p, size_t n);
+EXPORT void *realloc(void *p, size_t n) { return resize(p, n); }
 
 EXPORT void *reallocarray(void *p, size_t n, size_t m) {
   size_t total;
@@ -175,12 +184,12 @@ EXPORT void *reallocarray(void *p, size_t n, size_t m) {
     errno = ENOMEM;
     return NULL;
   }
-  return realloc(p, total);
+  return resize(p, total);
 }
 
 static int valid_align(size_t a) { return a && !(a & (a - 1)); }
 
-EXPORT void *memalign(size_t align, size_t n) {
+static void *aligned(size_t align, size_t n) {
   if (align <= 16) return allocate(n, 16, 0);
   if (align > (1ull << 40)) {
     errno = EINVAL;
@@ -195,19 +204,20 @@ EXPORT void *aligned_alloc(size_t align, size_t n) {
     errno = EINVAL;
     return NULL;
   }
-  return memalign(align, n);
+  return aligned(align, n);
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n) {
   if (!valid_align(align) || align % sizeof(void *)) return EINVAL;
   int saved = errno;
-  void *p = memalign(align, n);
+  void *p = aligned(align, n);
   if (!p) return errno = saved, ENOMEM;
   *out = p;
   return 0;
 }
 
-EXPORT void *valloc(size_t n) { return memalign(IMGDUMP_PAGE, n); }
+EXPORT void *memalign(size_t align, size_t n) { return aligned(align, n); }
+EXPORT void *valloc(size_t n) { return aligned(IMGDUMP_PAGE, n); }
 
 EXPORT void *pvalloc(size_t n) {
   size_t r = (n + IMGDUMP_PAGE - 1) & ~(IMGDUMP_PAGE - 1);
@@ -215,7 +225,7 @@ EXPORT void *pvalloc(size_t n) {
     errno = ENOMEM;
     return NULL;
   }
-  return memalign(IMGDUMP_PAGE, r ? r : IMGDUMP_PAGE);
+  return aligned(IMGDUMP_PAGE, r ? r : IMGDUMP_PAGE);
 }
 
 EXPORT size_t malloc_usable_size(void *p) {
@@ -226,14 +236,14 @@ EXPORT size_t malloc_usable_size(void *p) {
 }
 
 /* C23 sized deallocation: the size is only a hint here. */
-EXPORT void free_sized(void *p, size_t n) { (void)n, free(p); }
-EXPORT void free_aligned_sized(void *p, size_t a, size_t n) { (void)a, (void)n, free(p); }
+EXPORT void free_sized(void *p, size_t n) { (void)n, release(p); }
+EXPORT void free_aligned_sized(void *p, size_t a, size_t n) { (void)a, (void)n, release(p); }
 
 /* glibc's malloc.o also defines these; a static link that names them must not pull it in
  * (its malloc would clash with ours). */
 EXPORT int mallopt(int param, int value) { (void)param, (void)value; return 1; }
 EXPORT int malloc_trim(size_t pad) { (void)pad; return 0; }
-EXPORT struct mallinfo2 mallinfo2(void) {
+static struct mallinfo2 info(void) {
   struct mallinfo2 mi;
   memset(&mi, 0, sizeof mi);
   struct imgdump_heap_header *h = imgdump__heap_ptr;
@@ -248,8 +258,9 @@ EXPORT struct mallinfo2 mallinfo2(void) {
   imgdump__unlock_word(&h->lock);
   return mi;
 }
+EXPORT struct mallinfo2 mallinfo2(void) { return info(); }
 EXPORT struct mallinfo mallinfo(void) {
-  struct mallinfo2 m2 = mallinfo2();
+  struct mallinfo2 m2 = info();
   struct mallinfo mi;
   memset(&mi, 0, sizeof mi);
   mi.arena = (int)m2.arena, mi.uordblks = (int)m2.uordblks, mi.fordblks = (int)m2.fordblks;
