@@ -1,0 +1,99 @@
+/**
+ * Write everything of an ELF image that does not come from the runtime's memory: the patched
+ * original bytes and the file-taken ranges of the data segment (prepareElfOutput, any time
+ * before finalize), then the program header table and manifest note (finalizeElfImage), then
+ * re-read and validate the file before it is committed. Two-phase: every offset was reserved
+ * by the planner; writes here assert they land where planned.
+ */
+import fs from 'node:fs'
+import {encodeStructs} from '../elf/field-table.js'
+import {NoteHeaderDef, ProgramHeaderDef} from '../elf/definitions.js'
+import {encodeStruct} from '../elf/field-table.js'
+import {ImgdumpError} from '../errors.js'
+import {alignUp} from './address-ranges.js'
+import {NOTE_OWNER_BYTES, saveError, type ElfImagePlan} from './elf-plan.js'
+import {ElfScan, fdSource} from './elf-scan.js'
+import {faultPoint} from './fault-point.js'
+import {checkImageLayout} from './image-layout-check.js'
+import {encodeManifest} from './manifest.js'
+import {MANIFEST_NOTE_TYPE} from './manifest-fields.js'
+import {findManifest} from './original-executable.js'
+import type {PendingOutput, SaveResult} from './save-types.js'
+
+function writeAt(fd: number, bytes: Uint8Array, offset: bigint): void {
+  let done = 0
+  while (done < bytes.length) {
+    done += fs.writeSync(fd, bytes, done, bytes.length - done, Number(offset) + done)
+  }
+}
+
+/** Write the original (patched) bytes and the data ranges taken from the file. Idempotent. */
+export function prepareElfOutput(plan: ElfImagePlan, pending: PendingOutput): void {
+  const s = plan.elf
+  if (s.prepared) return
+  writeAt(pending.fd, s.patched, 0n)
+  for (const c of s.copies) writeAt(pending.fd, c.bytes, c.offset)
+  s.prepared = true
+}
+
+/** The tail: program header table, then the manifest note (owner "IMGDUMP", type "IMG1"). */
+function tailBytes(plan: ElfImagePlan, manifest: Uint8Array): Uint8Array {
+  const s = plan.elf
+  const ph = encodeStructs(ProgramHeaderDef, s.phdrs)
+  const note = new Uint8Array(12 + NOTE_OWNER_BYTES.length + Number(alignUp(BigInt(manifest.length), 4n)))
+  encodeStruct(NoteHeaderDef, {n_namesz: NOTE_OWNER_BYTES.length, n_descsz: manifest.length, n_type: MANIFEST_NOTE_TYPE}, note, 0)
+  note.set(NOTE_OWNER_BYTES, 12)
+  note.set(manifest, 12 + NOTE_OWNER_BYTES.length)
+  if (s.tailOffset + BigInt(ph.length) !== s.noteOffset) throw new ImgdumpError('internal', 'LAYOUT_DRIFT', 'note offset drifted from the plan')
+  const out = new Uint8Array(ph.length + note.length)
+  out.set(ph, 0)
+  out.set(note, ph.length)
+  return out
+}
+
+/**
+ * Finish the image after the runtime wrote its ranges (`crcs`: one CRC32C per planned write,
+ * in order) and commit it atomically. On any failure the temp file is discarded.
+ */
+export function finalizeElfImage(plan: ElfImagePlan, pending: PendingOutput, crcs: readonly number[]): SaveResult {
+  try {
+    const s = plan.elf
+    if (crcs.length !== plan.writes.length) {
+      throw saveError('IMAGE_BAD_CRCS', `the runtime reported ${crcs.length} checksums for ${plan.writes.length} writes`, crcs.length)
+    }
+    prepareElfOutput(plan, pending)
+    const manifest = {...s.manifest, payloads: s.manifest.payloads.map((p) => ({...p}))}
+    s.memoryPayload.forEach((pi, wi) => { manifest.payloads[pi].crc32c = crcs[wi] >>> 0 })
+    const bytes = encodeManifest(manifest)
+    if (bytes.length !== s.manifestSize) throw new ImgdumpError('internal', 'LAYOUT_DRIFT', `manifest is ${bytes.length} bytes, planned ${s.manifestSize}`)
+    const tail = tailBytes(plan, bytes)
+    writeAt(pending.fd, tail, s.tailOffset)
+    if (s.tailOffset + BigInt(tail.length) !== plan.fileSize) throw new ImgdumpError('internal', 'LAYOUT_DRIFT', 'file size drifted from the plan')
+    fs.ftruncateSync(pending.fd, Number(plan.fileSize))
+    faultPoint('headers')
+    validateWritten(plan, pending.fd)
+    pending.commit()
+    let memoryBytes = 0n
+    for (const w of plan.writes) memoryBytes += w.size
+    return {path: pending.target, bytes: plan.fileSize, pages: Number(alignUp(memoryBytes, 4096n) / 4096n), ms: performance.now() - s.startedAt}
+  } catch (err) {
+    pending.discard()
+    if (err instanceof ImgdumpError) throw err
+    const e = err as NodeJS.ErrnoException
+    throw new ImgdumpError(e?.code ? 'io' : 'write', e?.code ? `IO_${e.code}` : 'IMAGE_WRITE_FAILED',
+      `cannot write ${pending.target}: ${e?.message ?? String(err)}`, {cause: err})
+  }
+}
+
+/** Re-read the written headers and manifest from the file and run the layout validator. */
+function validateWritten(plan: ElfImagePlan, fd: number): void {
+  const src = fdSource(fd)
+  const scan = new ElfScan(src)
+  const found = findManifest(scan)
+  if (!found) throw new ImgdumpError('write', 'IMAGE_WRITE_CHECK', 'the written image has no manifest note')
+  const problems = checkImageLayout(scan, found.manifest, found.offset, src.size)
+  if (src.size !== plan.fileSize) problems.push({code: 'IMAGE_SIZE', message: `file is ${src.size} bytes, planned ${plan.fileSize}`})
+  if (problems.length > 0) {
+    throw new ImgdumpError('write', 'IMAGE_WRITE_CHECK', `the written image failed its layout check: ${problems.map((p) => p.message).join('; ')}`)
+  }
+}

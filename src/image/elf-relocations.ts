@@ -1,0 +1,155 @@
+/**
+ * Dynamic relocations whose target word is taken from memory are neutralised (DESIGN §5):
+ * the saved word already holds the relocated value of a pinned process, and applying the
+ * relocation again would reset what the program changed. COPY relocations stay (library-owned
+ * variables start fresh); relocations into file-taken ranges stay untouched.
+ *
+ * glibc applies the first DT_RELACOUNT entries of DT_RELA as RELATIVE without reading their
+ * type (elf_dynamic_do_Rela → elf_machine_rela_relative), so neutralised entries are moved
+ * behind the RELATIVE ones still live and DT_RELACOUNT is lowered to their number.
+ * DT_RELR (packed RELATIVE) is decoded, filtered and re-encoded in place, padded with no-op
+ * bitmap words (value 1: no bit set, only advances the cursor).
+ */
+import {decodeStruct, encodeStruct} from '../elf/field-table.js'
+import {DT, EM, R_AARCH64, R_X86_64, RelaDef, type RelaEntry} from '../elf/definitions.js'
+import {ImgdumpError} from '../errors.js'
+import {contains, hex, type Range} from './address-ranges.js'
+import type {ElfScan} from './elf-scan.js'
+import type {OriginalPatcher} from './original-patcher.js'
+
+interface RelocTypes {none: number; copy: number; relative: number; jumpSlot: number}
+function relocTypes(machine: number): RelocTypes {
+  if (machine === EM.EM_AARCH64) {
+    return {none: 0, copy: R_AARCH64.R_AARCH64_COPY, relative: R_AARCH64.R_AARCH64_RELATIVE, jumpSlot: R_AARCH64.R_AARCH64_JUMP_SLOT}
+  }
+  return {none: 0, copy: R_X86_64.R_X86_64_COPY, relative: R_X86_64.R_X86_64_RELATIVE, jumpSlot: R_X86_64.R_X86_64_JUMP_SLOT}
+}
+
+export interface RelocationReport {
+  neutralized: number
+  kept: number
+  relativeCount?: {before: bigint; after: bigint}
+  relrDropped: number
+}
+
+const editError = (code: string, message: string, value?: bigint | number, hint?: string) =>
+  new ImgdumpError('edit', code, `${message} [${code}]`, {value, hint})
+
+/** Rewrite the relocations of `scan` (the original) in `patcher`; `memory` are vaddr ranges taken from memory. */
+export function neutralizeRelocations(scan: ElfScan, patcher: OriginalPatcher, memory: readonly Range[]): RelocationReport {
+  const types = relocTypes(scan.header.e_machine)
+  const dyn = scan.dynamic()
+  const val = (tag: number) => dyn.find((d) => d.entry.d_tag === BigInt(tag))
+  if (val(DT.DT_REL) && (val(DT.DT_RELSZ)?.entry.d_val ?? 0n) > 0n) {
+    throw editError('ELF_REL_UNSUPPORTED', 'the executable uses DT_REL relocations; only DT_RELA is supported on this machine')
+  }
+  const report: RelocationReport = {neutralized: 0, kept: 0, relrDropped: 0}
+  const rela = val(DT.DT_RELA)
+  if (rela) {
+    const size = val(DT.DT_RELASZ)?.entry.d_val ?? 0n
+    const countEntry = val(DT.DT_RELACOUNT)
+    rewriteRelaTable(scan, patcher, memory, types, rela.entry.d_val, size, countEntry, report)
+  }
+  const jmprel = val(DT.DT_JMPREL)
+  if (jmprel) {
+    const size = val(DT.DT_PLTRELSZ)?.entry.d_val ?? 0n
+    for (const {entry} of readRela(scan, jmprel.entry.d_val, size)) {
+      if (contains(memory, entry.r_offset, 8n)) {
+        // Lazy PLT slots are processed by elf_machine_lazy_rel, which rejects R_*_NONE.
+        throw editError('ELF_RELOC_UNSUPPORTED', `PLT relocation targets ${hex(entry.r_offset)}, a range saved from memory`, entry.r_offset)
+      }
+    }
+  }
+  const relr = val(DT.DT_RELR)
+  if (relr) rewriteRelr(scan, patcher, memory, relr.entry.d_val, val(DT.DT_RELRSZ)?.entry.d_val ?? 0n, report)
+  return report
+}
+
+function readRela(scan: ElfScan, vaddr: bigint, size: bigint): {entry: RelaEntry; offset: bigint}[] {
+  if (size % 24n !== 0n) throw editError('ELF_BAD_SIZE', `relocation table size ${size} is not a multiple of 24`, size)
+  const offset = scan.offsetOf(vaddr, size === 0n ? 1n : size)
+  const raw = scan.src.read(offset, Number(size))
+  const out = []
+  for (let i = 0; i < Number(size / 24n); i++) out.push({entry: decodeStruct(RelaDef, raw, i * 24), offset: offset + BigInt(i * 24)})
+  return out
+}
+
+function rewriteRelaTable(scan: ElfScan, patcher: OriginalPatcher, memory: readonly Range[], types: RelocTypes,
+  vaddr: bigint, size: bigint, countEntry: {entry: {d_val: bigint}; offset: bigint} | undefined, report: RelocationReport): void {
+  const rows = readRela(scan, vaddr, size)
+  if (rows.length === 0) return
+  const type = (e: RelaEntry) => Number(e.r_info & 0xffffffffn)
+  const drop = rows.map(({entry}) => contains(memory, entry.r_offset, 8n) && type(entry) !== types.copy && type(entry) !== types.none)
+  const count = countEntry ? Number(countEntry.entry.d_val < BigInt(rows.length) ? countEntry.entry.d_val : BigInt(rows.length)) : 0
+  // The RELATIVE block: live entries first, neutralised ones after it, order otherwise kept.
+  const live = rows.slice(0, count).filter((_, i) => !drop[i]).map((r) => r.entry)
+  const dead = rows.slice(0, count).filter((_, i) => drop[i]).map((r) => ({...r.entry, r_info: 0n}))
+  const rest = rows.slice(count).map((r, i) => (drop[count + i] ? {...r.entry, r_info: 0n} : r.entry))
+  const all = [...live, ...dead, ...rest]
+  const out = new Uint8Array(all.length * 24)
+  all.forEach((e, i) => encodeStruct(RelaDef, e, out, i * 24))
+  const changed = drop.some((d) => d)
+  report.neutralized += drop.filter((d) => d).length
+  report.kept += rows.length - drop.filter((d) => d).length
+  if (!changed) return
+  patcher.patch(rows[0].offset, out, 'DT_RELA: relocations into memory-taken ranges → NONE')
+  if (countEntry && live.length !== count) {
+    patcher.patchU64(countEntry.offset + 8n, BigInt(live.length), 'DT_RELACOUNT')
+    report.relativeCount = {before: countEntry.entry.d_val, after: BigInt(live.length)}
+  }
+}
+
+/** Decode DT_RELR (glibc elf_dynamic_do_Relr) into the addresses it relocates. */
+export function decodeRelr(words: readonly bigint[]): bigint[] {
+  const out: bigint[] = []
+  let where = 0n
+  for (const w of words) {
+    if ((w & 1n) === 0n) { out.push(w); where = w + 8n; continue }
+    let bits = w >> 1n
+    for (let i = 0n; bits !== 0n; i++, bits >>= 1n) if (bits & 1n) out.push(where + i * 8n)
+    where += 63n * 8n
+  }
+  return out
+}
+
+/** The linkers' RELR encoding of sorted, 8-aligned addresses. */
+export function encodeRelr(addrs: readonly bigint[]): bigint[] {
+  const out: bigint[] = []
+  let i = 0
+  while (i < addrs.length) {
+    out.push(addrs[i])
+    let base = addrs[i] + 8n
+    i++
+    for (;;) {
+      let bits = 0n
+      while (i < addrs.length && addrs[i] - base < 63n * 8n && addrs[i] >= base) {
+        bits |= 1n << ((addrs[i] - base) / 8n)
+        i++
+      }
+      if (bits === 0n) break
+      out.push((bits << 1n) | 1n)
+      base += 63n * 8n
+    }
+  }
+  return out
+}
+
+function rewriteRelr(scan: ElfScan, patcher: OriginalPatcher, memory: readonly Range[], vaddr: bigint, size: bigint, report: RelocationReport): void {
+  if (size % 8n !== 0n) throw editError('ELF_RELR_UNSUPPORTED', `DT_RELRSZ ${size} is not a multiple of 8`, size)
+  const offset = scan.offsetOf(vaddr, size === 0n ? 1n : size)
+  const raw = Buffer.from(scan.src.read(offset, Number(size)))
+  const words = Array.from({length: Number(size / 8n)}, (_, i) => raw.readBigUInt64LE(i * 8))
+  const addrs = decodeRelr(words)
+  const keep = addrs.filter((a) => !contains(memory, a, 8n))
+  if (keep.length === addrs.length) return
+  if (keep.some((a) => a % 8n !== 0n)) throw editError('ELF_RELR_UNSUPPORTED', 'DT_RELR address not 8-aligned')
+  const encoded = encodeRelr(keep)
+  if (encoded.length > words.length) {
+    throw editError('ELF_RELR_UNSUPPORTED', `re-encoding DT_RELR without saved words needs ${encoded.length} entries, the table has ${words.length}`,
+      undefined, 'link the runtime without -z pack-relative-relocs')
+  }
+  const out = Buffer.alloc(Number(size))
+  for (let i = 0; i < words.length; i++) out.writeBigUInt64LE(i < encoded.length ? encoded[i] : 1n, i * 8)
+  patcher.patch(offset, out, 'DT_RELR: words saved from memory dropped')
+  report.relrDropped += addrs.length - keep.length
+}

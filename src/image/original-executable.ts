@@ -1,0 +1,75 @@
+/**
+ * The original runtime executable behind a save. When the saving process runs from an image
+ * (req.origin, or req.exe itself carries a manifest), the original bytes are rebuilt from the
+ * image's undo log and checked against the recorded SHA-256, so images never accumulate
+ * layers (DESIGN §5).
+ */
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import {ImgdumpError, ioError} from '../errors.js'
+import {ElfScan, fdSource, type ByteSource} from './elf-scan.js'
+import {decodeManifest, type Manifest} from './manifest.js'
+import {MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE} from './manifest-fields.js'
+
+export interface OriginalExecutable {
+  bytes: Buffer
+  /** Path of the original runtime (from the manifest when rebuilt from an image). */
+  path: string
+  digest: Buffer
+  /** The image it was rebuilt from, or null when read directly. */
+  fromImage: string | null
+}
+
+export interface FoundManifest {manifest: Manifest; offset: bigint; size: number}
+
+/** The image manifest of an ELF file, or null when the file carries none. Throws if it is damaged. */
+export function findManifest(scan: ElfScan): FoundManifest | null {
+  const note = scan.notes().find((n) => n.owner === MANIFEST_NOTE_OWNER && n.type === MANIFEST_NOTE_TYPE)
+  if (!note) return null
+  return {manifest: decodeManifest(note.desc, Number(note.descOffset)), offset: note.descOffset, size: note.desc.length}
+}
+
+/** Apply an image's undo log to its first original_size bytes; the result is checked by digest. */
+export function reconstructOriginal(src: ByteSource, manifest: Manifest, label: string): Buffer {
+  if (manifest.originalSize > src.size) {
+    throw new ImgdumpError('verify', 'IMAGE_TRUNCATED', `${label}: original_size ${manifest.originalSize} exceeds the file (${src.size} bytes)`,
+      {value: manifest.originalSize})
+  }
+  const bytes = Buffer.from(src.read(0n, Number(manifest.originalSize)))
+  for (const u of manifest.undo) bytes.set(u.original, Number(u.fileOffset))
+  const digest = crypto.createHash('sha256').update(bytes).digest()
+  if (!digest.equals(Buffer.from(manifest.runtimeDigest))) {
+    throw new ImgdumpError('verify', 'IMAGE_ORIGINAL_DIGEST',
+      `${label}: the undo log does not reconstruct the original executable (SHA-256 ${digest.toString('hex')} ≠ ${Buffer.from(manifest.runtimeDigest).toString('hex')})`,
+      {hint: 'the image is damaged; save again from the original runtime executable'})
+  }
+  return bytes
+}
+
+function readImageOrExe(path: string): {bytes: Buffer | null; found: FoundManifest | null; src: ByteSource; close(): void} {
+  let fd: number
+  try { fd = fs.openSync(path, 'r') } catch (err) { throw ioError(err, path) }
+  const src = fdSource(fd)
+  const scan = new ElfScan(src)
+  return {bytes: null, found: findManifest(scan), src, close: () => fs.closeSync(fd)}
+}
+
+/** Load the original executable for a save from `origin` (an image) or `exe` (runtime or image). */
+export function loadOriginal(exe: string, origin: string | null): OriginalExecutable {
+  for (const candidate of origin ? [origin, exe] : [exe]) {
+    const f = readImageOrExe(candidate)
+    try {
+      if (f.found) {
+        const bytes = reconstructOriginal(f.src, f.found.manifest, candidate)
+        return {bytes, path: f.found.manifest.runtimePath ?? candidate, digest: Buffer.from(f.found.manifest.runtimeDigest), fromImage: candidate}
+      }
+      if (candidate === exe) {
+        const bytes = Buffer.from(f.src.read(0n, Number(f.src.size)))
+        return {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), fromImage: null}
+      }
+    } finally {
+      f.close()
+    }
+  }
+  throw new ImgdumpError('internal', 'UNREACHABLE', 'loadOriginal found nothing')
+}
