@@ -15,11 +15,11 @@
 
 #define GROW_STEP (4ull << 20) /* commit in 4 MiB steps: few mprotect calls, few VMAs */
 
-struct imgdump_heap_header *imgdump__heap_ptr;
+IMGDUMP_PROCESS_LOCAL struct imgdump_heap_header *imgdump__heap_ptr;
 
 /* 0 not started, 1 initialising, 2 ready, 3 failed (errno value kept in init_errno). */
-static uint32_t init_word;
-static int init_errno;
+IMGDUMP_PROCESS_LOCAL static uint32_t init_word;
+IMGDUMP_PROCESS_LOCAL static int init_errno;
 
 /* ---- defaults for the image/cycle side until it is linked in (DESIGN: startup.c) ---- */
 

@@ -12,6 +12,14 @@
 #include <stdint.h>
 #include "heap-header.h"
 
+/* Process-local statics of the library (an "initialised" flag, a cached pointer) are part
+ * of the executable's data and so would be saved and come back stale in an image. Marked
+ * with this attribute they share one section, which the save writes as zeros: the image
+ * starts them fresh. (GNU ld and lld define __start_/__stop_ symbols for such sections.) */
+#define IMGDUMP_PROCESS_LOCAL __attribute__((section("imgdump_local"), used))
+extern char __start_imgdump_local[] __attribute__((weak, visibility("hidden")));
+extern char __stop_imgdump_local[] __attribute__((weak, visibility("hidden")));
+
 /* ---- provided by the heap / allocator side ---- */
 
 /* The initialised heap header: reserves the range in a fresh process or adopts the part

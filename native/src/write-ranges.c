@@ -31,21 +31,32 @@ static int write_all(int fd, const void *p, uint64_t n, uint64_t off, uint64_t *
   return 0;
 }
 
-/* Write [addr, addr+size) at off, substituting the sanitised header copy where the range
- * overlaps the header. */
-static int write_one(int fd, const struct imgdump_write *w, const struct imgdump_heap_header *h,
-                     const unsigned char *hdr_copy, uint32_t *crc, uint64_t *written) {
+/* Bytes written from elsewhere than the process's memory: the sanitised header copy, and
+ * zeros for the library's process-local statics (IMGDUMP_PROCESS_LOCAL). */
+struct substitute {
+  uint64_t start, end;
+  const unsigned char *src; /* NULL: zeros */
+};
+
+static const unsigned char zeros[4096];
+
+/* Write [addr, addr+size) at off, taking substituted ranges from their sources. */
+static int write_one(int fd, const struct imgdump_write *w, const struct substitute *subs, int nsubs,
+                     uint32_t *crc, uint64_t *written) {
   uint64_t a = w->addr, end = w->addr + w->size, off = w->offset;
-  uint64_t hs = h ? h->base : 0, he = h ? h->base + h->header_size : 0;
   uint32_t c = 0;
   while (a < end) {
     const void *src = (const void *)a;
     uint64_t n = end - a;
-    if (h && a >= hs && a < he) { /* inside the header: from the copy */
-      src = hdr_copy + (a - hs);
-      if (n > he - a) n = he - a;
-    } else if (h && a < hs && end > hs) {
-      n = hs - a;
+    for (int i = 0; i < nsubs; i++) {
+      const struct substitute *s = &subs[i];
+      if (a >= s->start && a < s->end) { /* inside: from the substitute */
+        n = s->end - a < n ? s->end - a : n;
+        if (!s->src && n > sizeof zeros) n = sizeof zeros;
+        src = s->src ? s->src + (a - s->start) : zeros;
+        break;
+      }
+      if (a < s->start && s->start < a + n) n = s->start - a; /* stop before it */
     }
     for (uint64_t done = 0; done < n;) { /* checksum in cache-sized pieces, then write */
       uint64_t k = n - done < WRITE_PIECE ? n - done : WRITE_PIECE;
@@ -76,6 +87,12 @@ int imgdump__write_ranges(int fd, const struct imgdump_write *w, size_t n, uint3
     c->save_in_progress = 0;
     c->generation = generation;
   }
+  struct substitute subs[2];
+  int nsubs = 0;
+  if (h) subs[nsubs++] = (struct substitute){h->base, h->base + h->header_size, copy};
+  if (__start_imgdump_local && (uintptr_t)__stop_imgdump_local > (uintptr_t)__start_imgdump_local)
+    subs[nsubs++] = (struct substitute){(uint64_t)(uintptr_t)__start_imgdump_local,
+                                        (uint64_t)(uintptr_t)__stop_imgdump_local, NULL};
   /* A write past RLIMIT_FSIZE raises SIGXFSZ (default: die) besides failing with EFBIG:
    * block it, and consume the one our write raised before unblocking. */
   sigset_t block, old, pending;
@@ -87,7 +104,7 @@ int imgdump__write_ranges(int fd, const struct imgdump_write *w, size_t n, uint3
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     uint32_t crc = 0;
-    rc = write_one(fd, &w[i], h, copy, &crc, &total);
+    rc = write_one(fd, &w[i], subs, nsubs, &crc, &total);
     if (crc_out) crc_out[i] = crc;
   }
   sigpending(&pending);

@@ -1,0 +1,92 @@
+#include "pin.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/personality.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include "process-facts.h"
+#include "scratch.h"
+
+void pin_probe(struct pin_state *st) {
+  int persona = personality(0xffffffff);
+  struct rlimit rl;
+  memset(st, 0, sizeof *st);
+  getrlimit(RLIMIT_STACK, &rl);
+  st->stack_limit = rl.rlim_cur;
+  st->pinned = persona != -1 && (persona & ADDR_NO_RANDOMIZE) && rl.rlim_cur != RLIM_INFINITY;
+}
+
+/* Split a NUL-separated /proc buffer into a NULL-terminated vector, with room for `extra`. */
+static char **split_vector(struct scratch *s, char *buf, size_t len, int extra) {
+  size_t n = 0;
+  for (size_t i = 0; i < len; i++) n += buf[i] == 0;
+  char **v = scratch_alloc(s, (n + (size_t)extra + 1) * sizeof *v);
+  if (!v) return NULL;
+  size_t k = 0;
+  for (size_t i = 0; i < len; i += strlen(buf + i) + 1) v[k++] = buf + i;
+  v[k] = NULL;
+  return v;
+}
+
+static int env_has(char **envp, const char *name) {
+  size_t n = strlen(name);
+  for (; *envp; envp++)
+    if (!strncmp(*envp, name, n) && (*envp)[n] == '=') return 1;
+  return 0;
+}
+
+int pin_reexec(struct pin_state *st, uint64_t stack_limit) {
+  struct scratch s = {0};
+  int rc = scratch_open(&s, 1 << 20);
+  if (rc) return rc;
+  size_t alen = 0, elen = 0;
+  char *args = read_proc_file(&s, "/proc/self/cmdline", &alen);
+  char *env = read_proc_file(&s, "/proc/self/environ", &elen);
+  char **argv = args ? split_vector(&s, args, alen, 0) : NULL;
+  char **envp = env ? split_vector(&s, env, elen, 2) : NULL;
+  if (!argv || !envp || !argv[0]) { scratch_close(&s); return -ENOMEM; }
+  if (env_has(envp, PIN_REEXEC_ENV)) { scratch_close(&s); return -EAGAIN; }
+
+  size_t n = 0;
+  while (envp[n]) n++;
+  envp[n++] = PIN_REEXEC_ENV "=1";
+  struct rlimit rl;
+  getrlimit(RLIMIT_STACK, &rl);
+  if (rl.rlim_cur == RLIM_INFINITY) {
+    char *var = scratch_alloc(&s, 64);
+    snprintf(var, 64, PIN_STACK_ENV "=unlimited");
+    envp[n++] = var;
+    rl.rlim_cur = stack_limit && stack_limit < rl.rlim_max ? stack_limit : PIN_DEFAULT_STACK;
+    if (setrlimit(RLIMIT_STACK, &rl)) { scratch_close(&s); return -errno; }
+  }
+  envp[n] = NULL;
+
+  int persona = personality(0xffffffff);
+  if (persona == -1 || personality((unsigned long)persona | ADDR_NO_RANDOMIZE) == -1) {
+    st->denied_errno = errno;
+    scratch_close(&s);
+    return -EPERM;
+  }
+  /* AT_EXECFN keeps the path the user ran (and so /proc/self/exe and argv untouched). */
+  const char *path = (const char *)getauxval(AT_EXECFN);
+  execve(path && *path ? path : "/proc/self/exe", argv, envp);
+  rc = -errno;
+  execve("/proc/self/exe", argv, envp);
+  personality((unsigned long)persona);
+  scratch_close(&s);
+  return rc;
+}
+
+void pin_release_children(void) {
+  int persona = personality(0xffffffff);
+  if (persona != -1 && (persona & ADDR_NO_RANDOMIZE)) personality((unsigned long)persona & ~(unsigned long)ADDR_NO_RANDOMIZE);
+}
+
+int pin_for_exec(void) {
+  int persona = personality(0xffffffff);
+  if (persona == -1 || personality((unsigned long)persona | ADDR_NO_RANDOMIZE) == -1) return -errno;
+  return 0;
+}

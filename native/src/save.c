@@ -1,0 +1,367 @@
+/*
+ * save.c — imgdump_save and imgdump_safepoint: the runtime's half of a save
+ * (docs/protocol.md). The runtime reports facts, writes its memory where the planner says,
+ * and never parses an executable. Between reporting the break and writing the heap nothing
+ * may allocate from the heap (the written allocator state must match the reported break):
+ * everything here lives in a scratch arena outside the heap.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "imgdump.h"
+#include "internal.h"
+#include "json-lite.h"
+#include "per-exec.h"
+#include "pin.h"
+#include "process-facts.h"
+#include "save-fault.h"
+#include "startup.h"
+
+#define MSG_CAP (256u << 10)
+
+/* Per exec: the generation the last save of this run produced. */
+static struct {
+  struct per_exec_token token;
+  uint64_t last_generation;
+} saves;
+
+struct save_job {
+  struct scratch s;
+  struct planner planner;
+  struct imgdump_heap_header *heap;
+  unsigned id;
+  unsigned mode;
+  const char *path;
+  uint64_t generation;
+  uint64_t brk;
+};
+
+static int count_threads(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
+/* The absolute target path (the directory must exist; the planner checks writability). */
+static const char *absolute_path(struct scratch *s, const char *path) {
+  if (path[0] == '/') return scratch_strdup(s, path);
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) return NULL;
+  size_t n = strlen(cwd) + strlen(path) + 2;
+  char *out = scratch_alloc(s, n);
+  if (out) snprintf(out, n, "%s/%s", cwd, path);
+  return out;
+}
+
+static int append_library(const struct library_fact *f, void *arg) {
+  struct jw *w = arg;
+  if (w->buf[w->len - 1] != '[') jw_raw(w, ",");
+  jw_raw(w, "{\"path\":");
+  jw_str(w, f->path);
+  jw_raw(w, ",\"base\":");
+  jw_hex(w, f->base);
+  jw_raw(w, ",\"buildId\":");
+  if (f->build_id) jw_str(w, f->build_id); else jw_raw(w, "null");
+  jw_raw(w, "}");
+  return 0;
+}
+
+static const char *mode_name(unsigned mode) {
+  return mode == IMGDUMP_EXEC ? "exec" : mode == IMGDUMP_EXIT ? "exit" : "continue";
+}
+
+/* The `save` message: every fact the planner needs about this process. */
+static char *save_message(struct save_job *j) {
+  const struct startup_facts *f = imgdump__facts();
+  char *buf = scratch_alloc(&j->s, MSG_CAP);
+  if (!buf) return NULL;
+  struct jw w = {buf, MSG_CAP, 0, 0};
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[n > 0 ? n : 0] = 0;
+  struct imgdump_heap_header *h = j->heap;
+  jw_fmt(&w, "{\"t\":\"save\",\"id\":%u,\"path\":", j->id);
+  jw_str(&w, j->path);
+  jw_fmt(&w, ",\"mode\":\"%s\",\"generation\":%llu,\"exe\":", mode_name(j->mode), (unsigned long long)j->generation);
+  jw_str(&w, exe);
+  jw_raw(&w, ",\"loadBias\":"); jw_hex(&w, f->load_bias);
+  jw_raw(&w, ",\"phdr\":"); jw_hex(&w, f->phdr);
+  jw_raw(&w, ",\"heap\":{\"base\":"); jw_hex(&w, h->base);
+  jw_raw(&w, ",\"brk\":"); jw_hex(&w, j->brk);
+  jw_raw(&w, ",\"reserve\":"); jw_hex(&w, h->reserve);
+  jw_raw(&w, ",\"header\":"); jw_hex(&w, (uint64_t)(uintptr_t)h);
+  jw_raw(&w, "},\"regions\":[");
+  for (uint32_t i = 0; i < h->n_regions && i < IMGDUMP_MAX_REGIONS; i++) {
+    jw_raw(&w, i ? ",{\"addr\":" : "{\"addr\":");
+    jw_hex(&w, h->regions[i].addr);
+    jw_raw(&w, ",\"size\":");
+    jw_hex(&w, h->regions[i].len);
+    jw_raw(&w, "}");
+  }
+  jw_raw(&w, "],\"libraries\":[");
+  for_each_library(append_library, &w);
+  jw_fmt(&w, "],\"pinning\":{\"noRandomize\":%s,\"stack\":\"%s\",\"stackLimit\":", f->pinned ? "true" : "false",
+         f->stack_was_unlimited ? "unlimited" : "finite");
+  jw_hex(&w, f->stack_limit);
+  jw_raw(&w, "},\"origin\":");
+  if (f->is_image) jw_str(&w, exe); else jw_raw(&w, "null");
+  jw_raw(&w, "}");
+  return w.overflow ? NULL : buf;
+}
+
+/* Reject a planned range that is not this process's saved memory. */
+static int write_allowed(const struct save_job *j, uint64_t addr, uint64_t size) {
+  uint64_t end = addr + size;
+  if (end < addr) return 0;
+  const struct imgdump_heap_header *h = j->heap;
+  if (addr >= h->base && end <= j->brk) return 1;
+  for (uint32_t i = 0; i < h->n_regions && i < IMGDUMP_MAX_REGIONS; i++)
+    if (addr >= h->regions[i].addr && end <= h->regions[i].addr + h->regions[i].len) return 1;
+  struct own_image img;
+  own_image(&img);
+  for (size_t i = 0; i < img.phnum; i++) {
+    const ElfW(Phdr) *ph = &img.phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uint64_t lo = img.bias + ph->p_vaddr, hi = lo + ph->p_memsz;
+    if (addr >= lo && end <= hi) return 1;
+  }
+  return 0;
+}
+
+/* An `error` message from the planner becomes imgdump_last_error(). */
+static int planner_error(const struct jval *v, const char *line) {
+  const char *msg = json_str(v, "message"), *code = json_str(v, "code");
+  imgdump__set_error("%s%s%s", code ? code : "", code ? ": " : "", msg ? msg : line);
+  return IMGDUMP_EREFUSED;
+}
+
+static int expect(struct save_job *j, const char *type, struct jval **out, int *fd) {
+  char *line;
+  int rc = planner_recv(&j->planner, &j->s, &line, fd, -1);
+  if (rc) return rc;
+  struct jval *v = json_parse(&j->s, line);
+  const char *t = json_str(v, "t");
+  if (t && !strcmp(t, "error")) return planner_error(v, line);
+  if (!t || strcmp(t, type)) {
+    imgdump__set_error("expected '%s' from the planner, got: %.200s", type, line);
+    return IMGDUMP_EPROTO;
+  }
+  *out = v;
+  return 0;
+}
+
+static int parse_writes(struct save_job *j, const struct jval *plan, struct imgdump_write **out, size_t *n) {
+  const struct jval *arr = json_get(plan, "writes");
+  if (!arr || arr->type != J_ARR) return IMGDUMP_EPROTO;
+  size_t count = 0;
+  for (const struct jval *e = arr->child; e; e = e->next) count++;
+  struct imgdump_write *w = scratch_alloc(&j->s, (count + 1) * sizeof *w);
+  if (!w) return IMGDUMP_ENOMEM;
+  size_t i = 0;
+  for (const struct jval *e = arr->child; e; e = e->next, i++) {
+    if (json_hex(e, "addr", &w[i].addr) || json_hex(e, "size", &w[i].size) || json_hex(e, "offset", &w[i].offset))
+      return IMGDUMP_EPROTO;
+    if (!write_allowed(j, w[i].addr, w[i].size)) {
+      imgdump__set_error("the planner asked for memory outside the saved ranges: 0x%llx+0x%llx",
+                         (unsigned long long)w[i].addr, (unsigned long long)w[i].size);
+      return IMGDUMP_EPROTO;
+    }
+  }
+  *out = w;
+  *n = count;
+  return 0;
+}
+
+/* Write the planned ranges and report their CRCs (or the failure). */
+static int write_payload(struct save_job *j, int out_fd, const struct imgdump_write *w, size_t n) {
+  uint32_t *crc = scratch_alloc(&j->s, (n + 1) * sizeof *crc);
+  uint64_t written = 0;
+  int rc = crc ? 0 : -ENOMEM;
+  if (!rc && save_fault_armed("mid-write")) { /* die with part of the payload written */
+    imgdump__write_ranges(out_fd, w, n > 1 ? n / 2 : n, crc, j->generation, &written);
+    save_fault("mid-write");
+  }
+  if (!rc) rc = imgdump__write_ranges(out_fd, w, n, crc, j->generation, &written);
+  char *msg = scratch_alloc(&j->s, 64 + n * 12);
+  if (!msg) return IMGDUMP_ENOMEM;
+  struct jw jw = {msg, 64 + n * 12, 0, 0};
+  if (rc) {
+    jw_fmt(&jw, "{\"t\":\"failed\",\"id\":%u,\"errno\":%d,\"message\":", j->id, -rc);
+    jw_str(&jw, strerror(-rc));
+    jw_raw(&jw, "}");
+  } else {
+    save_fault("written");
+    jw_fmt(&jw, "{\"t\":\"written\",\"id\":%u,\"crc32c\":[", j->id);
+    for (size_t i = 0; i < n; i++) jw_fmt(&jw, i ? ",%u" : "%u", crc[i]);
+    jw_raw(&jw, "],\"bytes\":");
+    jw_hex(&jw, written);
+    jw_raw(&jw, "}");
+  }
+  int src = planner_send(&j->planner, msg);
+  if (rc) {
+    imgdump__set_error("writing the image failed: %s", strerror(-rc));
+    return rc == -EFBIG ? IMGDUMP_EFBIG : IMGDUMP_EIO;
+  }
+  return src;
+}
+
+/* hello → save → plan(+fd) → pwrite → written → done. */
+static int run_protocol(struct save_job *j) {
+  int rc = planner_open(&j->planner, &j->s);
+  if (rc) return rc;
+  save_fault("hello");
+  j->brk = j->heap->brk; /* from here on: no heap allocation until the payload is written */
+  char *msg = save_message(j);
+  if (!msg) { rc = IMGDUMP_ENOMEM; goto close_planner; }
+  if ((rc = planner_send(&j->planner, msg))) goto close_planner;
+  struct jval *plan;
+  int out_fd = -1;
+  if ((rc = expect(j, "plan", &plan, &out_fd))) goto close_out;
+  save_fault("plan-received");
+  if (out_fd < 0) { imgdump__set_error("the planner sent no output file"); rc = IMGDUMP_EPROTO; goto close_planner; }
+  struct imgdump_write *writes;
+  size_t n;
+  if ((rc = parse_writes(j, plan, &writes, &n))) goto close_out;
+  if ((rc = write_payload(j, out_fd, writes, n))) goto close_out;
+  close(out_fd);
+  out_fd = -1;
+  struct jval *done;
+  if ((rc = expect(j, "done", &done, &out_fd))) goto close_out;
+close_out:
+  if (out_fd >= 0) close(out_fd);
+close_planner:
+  planner_close(&j->planner);
+  return rc;
+}
+
+/* IMGDUMP_EXEC: continue in the new image (same PID), pinned so it need not re-exec. */
+static int exec_image(const char *path) {
+  struct scratch s;
+  if (scratch_open(&s, 1 << 20)) return IMGDUMP_EEXEC;
+  size_t len;
+  char *args = read_proc_file(&s, "/proc/self/cmdline", &len);
+  size_t n = 0;
+  for (size_t i = 0; args && i < len; i++) n += args[i] == 0;
+  char **argv = scratch_alloc(&s, (n + 1) * sizeof *argv);
+  if (!args || !argv) { scratch_close(&s); return IMGDUMP_EEXEC; }
+  size_t k = 0;
+  for (size_t i = 0; i < len; i += strlen(args + i) + 1) argv[k++] = args + i;
+  argv[k] = NULL;
+  pin_for_exec();
+  fflush(NULL);
+  execve(path, argv, environ);
+  int err = errno;
+  pin_release_children();
+  imgdump__set_error("the image %s was written but cannot be executed: %s", path, strerror(err));
+  scratch_close(&s);
+  return IMGDUMP_EEXEC;
+}
+
+static int check_preconditions(struct save_job *j) {
+  const struct startup_facts *f = imgdump__facts();
+  if (f->personality_errno) {
+    imgdump__set_error("personality(ADDR_NO_RANDOMIZE) was denied (%s): this process runs with a randomised "
+                       "layout and an image of it could not be restored", strerror(f->personality_errno));
+    return IMGDUMP_EPERSONALITY;
+  }
+  int threads = count_threads();
+  if (threads > 1) {
+    imgdump__set_error("%d threads are running; only the saving thread may run (stop or join the others in an "
+                       "imgdump_on_save hook)", threads);
+    return IMGDUMP_ETHREADS;
+  }
+  (void)j;
+  return 0;
+}
+
+int imgdump__save_with_id(const char *path, unsigned flags, unsigned id) {
+  if (!path || !*path || flags > IMGDUMP_EXIT) return IMGDUMP_EINVAL;
+  struct imgdump_heap_header *heap = imgdump__heap();
+  if (!heap) return IMGDUMP_ENOHEAP;
+  if (__atomic_exchange_n(&heap->save_in_progress, 1, __ATOMIC_ACQ_REL)) {
+    imgdump__set_error("imgdump_save was called while a save is in progress");
+    return IMGDUMP_EBUSY;
+  }
+  if (per_exec_stale(&saves.token)) saves.last_generation = 0;
+  struct save_job j = {.heap = heap, .id = id, .mode = flags};
+  imgdump__run_hooks(IMGDUMP_HOOK_SAVE);
+  save_fault("hooks");
+  int rc = check_preconditions(&j);
+  if (!rc && scratch_open(&j.s, 8u << 20)) rc = IMGDUMP_ENOMEM;
+  if (!rc) {
+    fflush(NULL); /* pending stdio goes out once, now, not again from the image */
+    uint64_t base = (uint64_t)imgdump_restored();
+    j.generation = (saves.last_generation > base ? saves.last_generation : base) + 1;
+    j.path = absolute_path(&j.s, path);
+    /* A file-size limit must give EFBIG, not kill the runtime (DESIGN §4). */
+    sigset_t xfsz, old;
+    sigemptyset(&xfsz);
+    sigaddset(&xfsz, SIGXFSZ);
+    sigprocmask(SIG_BLOCK, &xfsz, &old);
+    rc = j.path ? run_protocol(&j) : IMGDUMP_EINVAL;
+    sigset_t pending;
+    struct timespec now = {0, 0};
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ) && !sigismember(&old, SIGXFSZ))
+      sigtimedwait(&xfsz, NULL, &now); /* consume it: the EFBIG was already reported */
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (!rc) saves.last_generation = j.generation;
+  }
+  __atomic_store_n(&heap->save_in_progress, 0, __ATOMIC_RELEASE);
+  if (!rc && flags == IMGDUMP_EXIT) exit(0);
+  if (!rc && flags == IMGDUMP_EXEC) rc = exec_image(j.path);
+  scratch_close(&j.s);
+  return rc;
+}
+
+int imgdump_save(const char *path, unsigned flags) {
+  return imgdump__save_with_id(path, flags, 0);
+}
+
+/* An outside request (`imgdump save <session>`) arrives on the control socket; it is
+ * served here, at a point the runtime declared safe. */
+void imgdump_safepoint(void) {
+  if (control_fd() < 0) return;
+  struct scratch s;
+  if (scratch_open(&s, 1 << 20)) return;
+  struct planner p;
+  char *line;
+  int fd;
+  if (planner_open(&p, &s) == 0 && planner_recv(&p, &s, &line, &fd, 0) == 0) {
+    if (fd >= 0) close(fd);
+    struct jval *v = json_parse(&s, line);
+    const char *t = json_str(v, "t"), *path = json_str(v, "path"), *mode = json_str(v, "mode");
+    double id = 0;
+    json_num(v, "id", &id);
+    if (t && !strcmp(t, "request-save") && path) {
+      unsigned flags = mode && !strcmp(mode, "exec") ? IMGDUMP_EXEC : mode && !strcmp(mode, "exit") ? IMGDUMP_EXIT : IMGDUMP_CONTINUE;
+      int rc = imgdump__save_with_id(path, flags, (unsigned)id);
+      if (rc && rc != IMGDUMP_EREFUSED && rc != IMGDUMP_EPROTO && rc != IMGDUMP_EPLANNER && rc != IMGDUMP_EIO &&
+          rc != IMGDUMP_EFBIG) {
+        /* Refused before talking to the planner: tell it, so `imgdump save` does not wait. */
+        char buf[1400];
+        struct jw w = {buf, sizeof buf, 0, 0};
+        jw_fmt(&w, "{\"t\":\"refused\",\"id\":%u,\"code\":%d,\"message\":", (unsigned)id, rc);
+        char text[1100];
+        snprintf(text, sizeof text, "%s: %s", imgdump_strerror(rc), imgdump_last_error());
+        jw_str(&w, text);
+        jw_raw(&w, "}");
+        planner_send(&p, buf);
+      }
+    }
+  }
+  scratch_close(&s);
+}
