@@ -1,0 +1,101 @@
+/**
+ * `imgdump inspect` for Mach-O and fat files: a JSON-able description (addresses and sizes
+ * as hex strings) and its text rendering. Display only; parsing lives in read.ts.
+ */
+import {decodeManifest} from '../image/manifest.js'
+import {readChainedFixups} from './chained-fixups.js'
+import {readSignature} from './code-signature.js'
+import {CPU_NAMES, LC} from './definitions.js'
+import {archName, pickSlice, readFat} from './fat.js'
+import {findCommand, type MachoFile, readFileRange, segmentCommands} from './model.js'
+import {commandName, isFat, readMacho} from './read.js'
+import {MANIFEST_SECTION, MANIFEST_SEGMENT} from './verify.js'
+
+const hex = (v: bigint | number): string => `0x${v.toString(16)}`
+
+export interface MachoSliceDescription {
+  format: 'mach-o'
+  arch: string
+  filetype: number
+  flags: string
+  commands: {name: string; cmdsize: number; detail?: string}[]
+  segments: {name: string; vmaddr: string; vmsize: string; fileoff: string; filesize: string; prot: string; sections: string[]}[]
+  libraries: string[]
+  uuid: string | null
+  entryOffset: string | null
+  fixups: 'chained' | 'dyld-info' | 'none'
+  chainedSegCount: number | null
+  signature: {identifier: string; pageSize: number; codeLimit: number; slots: number; flags: string; cms: boolean} | null
+  manifest: {generation: string; segments: number; payloads: number; runtimePath: string | null} | {error: string} | null
+}
+export interface MachoDescription {format: 'mach-o' | 'fat'; size: number; slices: MachoSliceDescription[]}
+
+export interface DescribeOptions {arch?: string}
+
+export function describeMacho(buf: Buffer, opts: DescribeOptions = {}): MachoDescription {
+  if (isFat(buf)) {
+    const fat = readFat(buf)
+    const slices = opts.arch ? [pickSlice(fat, opts.arch)] : fat.slices
+    return {format: 'fat', size: buf.length, slices: slices.map(s => describeSlice(readMacho(s.bytes), s.bytes))}
+  }
+  return {format: 'mach-o', size: buf.length, slices: [describeSlice(readMacho(buf), buf)]}
+}
+
+function commandDetail(c: MachoFile['commands'][number]): string | undefined {
+  switch (c.kind) {
+    case 'segment': return c.f.segname
+    case 'dylib': return c.path
+    case 'string': return c.text
+    case 'linkedit_data': return `${c.f.dataoff}+${c.f.datasize}`
+    case 'symtab': return `${c.f.nsyms} symbols`
+    default: return undefined
+  }
+}
+
+function describeSlice(m: MachoFile, buf: Buffer): MachoSliceDescription {
+  const prot = (p: number) => `${p & 1 ? 'r' : '-'}${p & 2 ? 'w' : '-'}${p & 4 ? 'x' : '-'}`
+  const uuid = findCommand(m, 'uuid')
+  const main = findCommand(m, 'main')
+  const chained = findCommand(m, 'linkedit_data', LC.LC_DYLD_CHAINED_FIXUPS)
+  let chainedSegCount: number | null = null
+  if (chained) {
+    try { chainedSegCount = readChainedFixups(readFileRange(m, BigInt(chained.f.dataoff), BigInt(chained.f.datasize))).segments.length } catch { chainedSegCount = -1 }
+  }
+  const sig = readSignature(m)
+  const cd = sig?.directories[0]
+  const manSec = segmentCommands(m).flatMap(s => s.sections).find(x => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION)
+  let manifest: MachoSliceDescription['manifest'] = null
+  if (manSec) {
+    try {
+      const man = decodeManifest(buf.subarray(manSec.offset, manSec.offset + Number(manSec.size)), manSec.offset)
+      manifest = {generation: man.generation.toString(), segments: man.segments.length, payloads: man.payloads.length, runtimePath: man.runtimePath}
+    } catch (e) { manifest = {error: (e as Error).message} }
+  }
+  return {
+    format: 'mach-o', arch: CPU_NAMES[m.header.cputype] ?? archName(m.header.cputype), filetype: m.header.filetype, flags: hex(m.header.flags),
+    commands: m.commands.map(c => ({name: commandName(c.f.cmd), cmdsize: c.f.cmdsize, detail: commandDetail(c)})),
+    segments: segmentCommands(m).map(s => ({name: s.f.segname, vmaddr: hex(s.f.vmaddr), vmsize: hex(s.f.vmsize), fileoff: hex(s.f.fileoff),
+      filesize: hex(s.f.filesize), prot: prot(s.f.initprot), sections: s.sections.map(x => x.sectname)})),
+    libraries: m.commands.flatMap(c => (c.kind === 'dylib' ? [c.path] : [])),
+    uuid: uuid ? uuid.f.uuid.toString('hex') : null,
+    entryOffset: main ? hex(main.f.entryoff) : null,
+    fixups: chained ? 'chained' : findCommand(m, 'dyld_info') ? 'dyld-info' : 'none',
+    chainedSegCount,
+    signature: cd ? {identifier: cd.identifier, pageSize: 2 ** cd.f.pageSize, codeLimit: cd.f.codeLimit, slots: cd.f.nCodeSlots,
+      flags: hex(cd.f.flags), cms: sig!.hasCms} : null,
+    manifest,
+  }
+}
+
+export function renderMachoText(path: string, d: MachoDescription): string {
+  const lines = [`${path}: ${d.format === 'fat' ? `fat (universal), ${d.slices.length} slice(s)` : 'Mach-O 64'}, ${d.size} bytes`]
+  for (const s of d.slices) {
+    lines.push(`  ${s.arch}: filetype ${s.filetype}, flags ${s.flags}, uuid ${s.uuid ?? '-'}, entry ${s.entryOffset ?? '-'}, fixups ${s.fixups}` +
+      (s.chainedSegCount !== null ? ` (seg_count ${s.chainedSegCount})` : ''))
+    for (const g of s.segments) lines.push(`    ${g.name.padEnd(16)} ${g.vmaddr.padStart(18)} ${g.vmsize.padStart(12)} file ${g.fileoff}+${g.filesize} ${g.prot} ${g.sections.join(' ')}`)
+    for (const l of s.libraries) lines.push(`    library ${l}`)
+    lines.push(s.signature ? `    signature: ad-hoc${s.signature.cms ? ' + CMS' : ''}, identifier ${s.signature.identifier}, ${s.signature.slots} pages of ${s.signature.pageSize}` : '    signature: none')
+    if (s.manifest) lines.push('error' in s.manifest ? `    manifest: ${s.manifest.error}` : `    manifest: generation ${s.manifest.generation}, ${s.manifest.segments} segments, ${s.manifest.payloads} payloads`)
+  }
+  return lines.join('\n') + '\n'
+}

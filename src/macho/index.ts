@@ -1,0 +1,10 @@
+/** Public surface of the Mach-O layer. */
+export {MachoError} from './errors.js'
+export {readMacho, isMacho64, isFat} from './read.js'
+export {writeMacho} from './write.js'
+export {readFat, writeFat, pickSlice, archName} from './fat.js'
+export {cloneMacho, findSegment, segmentCommands, type MachoFile, type LoadCommand} from './model.js'
+export {parseSignature, readSignature, verifySignature, stripSignature, signAdhoc} from './code-signature.js'
+export {editMacho, insertSegments, repointSegment, commandBytesNeeded, type NewSegment, type Repoint, type EditPlan} from './edit-segments.js'
+export {verifyMachoImage, MANIFEST_SEGMENT, MANIFEST_SECTION, type VerifyOptions, type VerifyResult} from './verify.js'
+export {describeMacho, renderMachoText, type MachoDescription} from './describe.js'

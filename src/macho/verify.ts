@@ -1,0 +1,151 @@
+/**
+ * The layout validator for Mach-O files and images (DESIGN §7): page alignment, no overlap
+ * in file or memory, __LINKEDIT last and ending at EOF, every linkedit offset inside it,
+ * chained fixups' seg_count true, load commands before the first section, the code
+ * signature's hashes, and — in images — the manifest's payload checksums.
+ * `verifyMachoImage` never throws for bad input: every finding is a problem string.
+ */
+import {crc32c} from '@node-rs/crc32'
+import {decodeManifest} from '../image/manifest.js'
+import {readChainedFixups} from './chained-fixups.js'
+import {verifySignature} from './code-signature.js'
+import {CPU_TYPE_ARM64, LC, isZerofill, pageSizeFor} from './definitions.js'
+import {archName, pickSlice, readFat} from './fat.js'
+import {alignUp} from './field-table.js'
+import {firstSectionOffset, loadCommandsEnd} from './layout-facts.js'
+import {linkeditPieces} from './linkedit-layout.js'
+import {findCommand, type MachoFile, readFileRange, segmentCommands} from './model.js'
+import {isFat, readMacho} from './read.js'
+
+export interface VerifyOptions {
+  /** fat files: the slice to check (default: every slice) */
+  arch?: string
+  /** report an unsigned file as a problem (images must be signed; arm64 kills unsigned code) */
+  requireSignature?: boolean
+}
+export interface VerifyResult {ok: boolean; problems: string[]}
+
+export const MANIFEST_SEGMENT = '__IMGDUMP', MANIFEST_SECTION = '__manifest'
+
+export function verifyMachoImage(buf: Buffer, opts: VerifyOptions = {}): VerifyResult {
+  const problems: string[] = []
+  try {
+    if (isFat(buf)) {
+      const fat = readFat(buf)
+      const slices = opts.arch ? [pickSlice(fat, opts.arch)] : fat.slices
+      for (const s of slices) {
+        if (s.offset % (1n << BigInt(s.align)) !== 0n) problems.push(`${archName(s.cputype)}: slice offset ${s.offset} not aligned to 2^${s.align}`)
+        for (const p of checkSlice(s.bytes, opts)) problems.push(`${archName(s.cputype)}: ${p}`)
+      }
+    } else problems.push(...checkSlice(buf, opts))
+  } catch (e) {
+    problems.push((e as Error).message)
+  }
+  return {ok: problems.length === 0, problems}
+}
+
+function checkSlice(buf: Buffer, opts: VerifyOptions): string[] {
+  let m: MachoFile
+  try { m = readMacho(buf) } catch (e) { return [(e as Error).message] }
+  const problems = [...checkLayout(m, BigInt(buf.length)), ...checkFixups(m)]
+  if (findCommand(m, 'linkedit_data', LC.LC_CODE_SIGNATURE)) problems.push(...verifySignature(buf, m))
+  else if (opts.requireSignature || m.header.cputype === CPU_TYPE_ARM64 && hasManifest(m)) problems.push('not signed (arm64 macOS kills unsigned code)')
+  problems.push(...checkManifest(m, buf))
+  return problems
+}
+
+const hex = (v: bigint): string => `0x${v.toString(16)}`
+
+export function checkLayout(m: MachoFile, fileSize: bigint): string[] {
+  const problems: string[] = []
+  const page = pageSizeFor(m.header.cputype)
+  const segs = segmentCommands(m)
+  const le = segs.find(s => s.f.segname === '__LINKEDIT')
+  for (const s of segs) {
+    const n = s.f.segname
+    if (s.f.vmaddr % page) problems.push(`${n}: vmaddr ${hex(s.f.vmaddr)} not aligned to ${hex(page)}`)
+    if (s.f.filesize > 0n && s.f.fileoff % page) problems.push(`${n}: fileoff ${hex(s.f.fileoff)} not aligned to ${hex(page)}`)
+    if (s !== le && s.f.vmsize % page) problems.push(`${n}: vmsize ${hex(s.f.vmsize)} not a multiple of ${hex(page)}`)
+    if (s.f.filesize > s.f.vmsize) problems.push(`${n}: filesize ${s.f.filesize} > vmsize ${s.f.vmsize}`)
+    if (s.f.fileoff + s.f.filesize > fileSize) problems.push(`${n}: file range ends at ${s.f.fileoff + s.f.filesize}, past EOF ${fileSize}`)
+    for (const sec of s.sections) {
+      const where = `${n},${sec.sectname}`
+      if (sec.addr < s.f.vmaddr || sec.addr + sec.size > s.f.vmaddr + s.f.vmsize) problems.push(`${where}: outside its segment in memory`)
+      if (!isZerofill(sec.flags) && sec.size > 0n && sec.offset > 0) {
+        if (BigInt(sec.offset) !== s.f.fileoff + (sec.addr - s.f.vmaddr)) problems.push(`${where}: file offset ${sec.offset} disagrees with its address`)
+        if (BigInt(sec.offset) + sec.size > s.f.fileoff + s.f.filesize) problems.push(`${where}: bytes outside the segment's file range`)
+      }
+    }
+  }
+  const pairs = (get: (s: typeof segs[number]) => [bigint, bigint] | null, what: string) => {
+    const r = segs.map(s => ({s, r: get(s)})).filter(x => x.r && x.r[1] > x.r[0]).sort((a, b) => (a.r![0] < b.r![0] ? -1 : 1))
+    for (let i = 1; i < r.length; i++) {
+      if (r[i].r![0] < r[i - 1].r![1]) problems.push(`${r[i].s.f.segname} overlaps ${r[i - 1].s.f.segname} in ${what}`)
+    }
+  }
+  // __TEXT maps the header itself, so it may start at file offset 0 along with it.
+  pairs(s => (s.f.filesize > 0n ? [s.f.fileoff, s.f.fileoff + s.f.filesize] : null), 'the file')
+  pairs(s => [s.f.vmaddr, s.f.vmaddr + alignUp(s.f.vmsize, page)], 'memory')
+  if (!le) problems.push('no __LINKEDIT segment')
+  else {
+    if (segs[segs.length - 1] !== le) problems.push('__LINKEDIT is not the last segment command')
+    for (const s of segs) {
+      if (s === le) continue
+      if (s.f.filesize > 0n && s.f.fileoff >= le.f.fileoff) problems.push(`${s.f.segname} lies after __LINKEDIT in the file`)
+      if (s.f.vmsize > 0n && s.f.vmaddr >= le.f.vmaddr) problems.push(`${s.f.segname} lies after __LINKEDIT in memory`)
+    }
+    if (le.f.fileoff + le.f.filesize !== fileSize) problems.push(`__LINKEDIT ends at ${le.f.fileoff + le.f.filesize}, the file at ${fileSize}`)
+    const start = Number(le.f.fileoff), end = start + Number(le.f.filesize)
+    for (const p of linkeditPieces(m)) {
+      if (p.offset < start || p.offset + p.size > end) problems.push(`${p.name} at ${p.offset}+${p.size} outside __LINKEDIT ${start}..${end}`)
+    }
+  }
+  const first = firstSectionOffset(m)
+  if (loadCommandsEnd(m) > first) problems.push(`load commands end at ${loadCommandsEnd(m)}, after the first section at ${first}`)
+  return problems
+}
+
+export function checkFixups(m: MachoFile): string[] {
+  const lc = findCommand(m, 'linkedit_data', LC.LC_DYLD_CHAINED_FIXUPS)
+  if (!lc) return []
+  const problems: string[] = []
+  const segs = segmentCommands(m)
+  try {
+    const cf = readChainedFixups(readFileRange(m, BigInt(lc.f.dataoff), BigInt(lc.f.datasize)))
+    if (cf.segments.length !== segs.length) problems.push(`chained fixups seg_count ${cf.segments.length} != ${segs.length} segments`)
+    const base = segs.find(s => s.f.segname === '__TEXT')?.f.vmaddr ?? 0n
+    cf.segments.forEach((st, i) => {
+      if (!st || i >= segs.length) return
+      const s = segs[i]
+      if (st.f.segment_offset !== s.f.vmaddr - base) problems.push(`chained starts for segment ${i} (${s.f.segname}): segment_offset ${hex(st.f.segment_offset)} != ${hex(s.f.vmaddr - base)}`)
+      if (BigInt(st.f.page_count) * BigInt(st.f.page_size) > alignUp(s.f.vmsize, BigInt(st.f.page_size))) problems.push(`chained starts for ${s.f.segname}: ${st.f.page_count} pages exceed the segment`)
+      st.pageStarts.forEach((p, k) => { if (p !== 0xffff && p >= st.f.page_size) problems.push(`chained starts for ${s.f.segname}: page ${k} start ${p} outside the page`) })
+    })
+  } catch (e) { problems.push((e as Error).message) }
+  return problems
+}
+
+function hasManifest(m: MachoFile): boolean {
+  return segmentCommands(m).some(s => s.sections.some(x => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION))
+}
+
+/** In images: decode __IMGDUMP,__manifest (its own CRC) and recompute every payload CRC. */
+export function checkManifest(m: MachoFile, buf: Buffer): string[] {
+  const sec = segmentCommands(m).flatMap(s => s.sections).find(x => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION)
+  if (!sec) return []
+  const problems: string[] = []
+  try {
+    const man = decodeManifest(buf.subarray(sec.offset, sec.offset + Number(sec.size)), sec.offset)
+    for (const p of man.payloads) {
+      if (p.fileOffset + p.length > BigInt(buf.length)) { problems.push(`manifest payload ${p.fileOffset}+${p.length} past EOF`); continue }
+      const crc = crc32c(buf.subarray(Number(p.fileOffset), Number(p.fileOffset + p.length))) >>> 0
+      if (crc !== p.crc32c) problems.push(`manifest payload at ${p.fileOffset}+${p.length}: CRC32C 0x${crc.toString(16)} != recorded 0x${p.crc32c.toString(16)}`)
+    }
+    for (const s of man.segments) {
+      const seg = segmentCommands(m).find(x => x.f.vmaddr === s.address)
+      if (!seg) problems.push(`manifest segment at ${hex(s.address)} has no LC_SEGMENT_64`)
+      else if (seg.f.fileoff !== s.fileOffset && s.fileSize > 0n || seg.f.filesize !== s.fileSize) problems.push(`manifest segment at ${hex(s.address)} disagrees with ${seg.f.segname}`)
+    }
+  } catch (e) { problems.push((e as Error).message) }
+  return problems
+}
