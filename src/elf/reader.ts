@@ -21,9 +21,9 @@ export function parseElf(input: Uint8Array): ElfFile {
   const header = decodeStruct(ElfHeaderDef, input, 0)
   checkHeader(header)
   const programHeaders = readProgramHeaders(input, header)
+  checkTablesDisjoint(header, 0)
   checkSegments(programHeaders, fileSize)
   const {sections, count} = readSections(input, header)
-  checkTablesDisjoint(header, count)
   return {
     header, programHeaders, sections, sectionHeaderCount: count,
     contents: buildContents(input, header, sections, count),
@@ -61,19 +61,28 @@ export function checkRange(offset: bigint, length: bigint, fileSize: bigint, cod
   }
 }
 
-/** A table of `count` entries of `def` at `offset`: absurd counts, overflow and range are checked. */
-function tableBounds(def: StructDef, offset: bigint, count: bigint, fileSize: bigint, what: string, at: number): void {
+/**
+ * A table of `count` entries of `def` at `offset`. Order of blame: an overflowing offset,
+ * an offset past the end (lying offset), an absurd count (more than `maxCount`, checked
+ * before anything is allocated), then a file that ends inside the table (truncated).
+ */
+function tableBounds(def: StructDef, offset: bigint, count: bigint, fileSize: bigint, maxCount: bigint, what: string, at: number): void {
   const size = count * BigInt(def.size)
-  if (size > fileSize) throw parseError('ELF_ABSURD_COUNT', `${what}: ${count} entries cannot fit in a ${fileSize}-byte file`, at, count)
-  checkRange(offset, size, fileSize, 'ELF_TABLE_OUTSIDE_FILE', what, BigInt(at))
+  if (offset + size > U64_MAX) throw parseError('ELF_OFFSET_OVERFLOW', `${what}: offset ${hex(offset)} + size ${hex(size)} overflows`, at, offset)
+  if (offset >= fileSize) throw parseError('ELF_TABLE_OUTSIDE_FILE', `${what} at ${hex(offset)} lies past the end of the file (${hex(fileSize)})`, at, offset)
+  if (count > maxCount) throw parseError('ELF_ABSURD_COUNT', `${what}: ${count} entries is absurd (at most ${maxCount} here)`, at, count)
+  if (offset + size > fileSize) throw parseError('ELF_TRUNCATED', `${what} at ${hex(offset)} (${count} entries) runs past the end of the file (${hex(fileSize)})`, at, fileSize)
 }
+
+/** The kernel refuses program header tables over 64 KiB (fs/binfmt_elf.c load_elf_phdrs). */
+const MAX_PHNUM_READ = BigInt(Math.floor(65536 / ProgramHeaderDef.size))
 
 function readProgramHeaders(input: Uint8Array, h: ElfHeader): ProgramHeader[] {
   if (h.e_phnum === 0) return []
   if (h.e_phentsize !== ProgramHeaderDef.size) {
     throw parseError('ELF_BAD_ENTSIZE', `e_phentsize is ${h.e_phentsize}, not ${ProgramHeaderDef.size}`, 54, h.e_phentsize)
   }
-  tableBounds(ProgramHeaderDef, h.e_phoff, BigInt(h.e_phnum), BigInt(input.length), 'program header table', 32)
+  tableBounds(ProgramHeaderDef, h.e_phoff, BigInt(h.e_phnum), BigInt(input.length), MAX_PHNUM_READ, 'program header table', 32)
   const out: ProgramHeader[] = []
   for (let i = 0; i < h.e_phnum; i++) out.push(decodeStruct(ProgramHeaderDef, input, Number(h.e_phoff) + i * ProgramHeaderDef.size))
   return out
@@ -111,12 +120,14 @@ function readSections(input: Uint8Array, h: ElfHeader): {sections: Section[]; co
   }
   if (count === 0n || strndx === SHN_XINDEX) {
     // Extended numbering (gABI): the real values live in section 0.
-    tableBounds(SectionHeaderDef, h.e_shoff, 1n, fileSize, 'section header 0', 40)
+    tableBounds(SectionHeaderDef, h.e_shoff, 1n, fileSize, 1n, 'section header 0', 40)
     const s0 = decodeStruct(SectionHeaderDef, input, Number(h.e_shoff))
     if (count === 0n) count = s0.sh_size
     if (strndx === SHN_XINDEX) strndx = s0.sh_link
   }
-  tableBounds(SectionHeaderDef, h.e_shoff, count, fileSize, 'section header table', 40)
+  // e_shnum is 16 bits; only the extended count (64 bits) can be absurd: more than fit in the file.
+  tableBounds(SectionHeaderDef, h.e_shoff, count, fileSize, count > 0xffffn ? fileSize / BigInt(SectionHeaderDef.size) : 0xffffn, 'section header table', 40)
+  checkTablesDisjoint(h, Number(count))
   const headers: SectionHeader[] = []
   for (let i = 0; i < Number(count); i++) headers.push(decodeStruct(SectionHeaderDef, input, Number(h.e_shoff) + i * SectionHeaderDef.size))
   headers.forEach((s, i) => {

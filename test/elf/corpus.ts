@@ -70,3 +70,25 @@ export function runCli(args: string[]): CliResult {
   const r = spawnSync(process.execPath, [join(ROOT, 'bin/run.js'), ...args], {cwd: ROOT, encoding: 'utf8', timeout: 60_000})
   return {status: r.status, stdout: r.stdout, stderr: r.stderr, signal: r.signal}
 }
+
+/** runCli for many argument lists at once, `parallel` processes at a time. */
+export async function runCliMany(argLists: string[][], parallel = 4): Promise<CliResult[]> {
+  const {spawn} = await import('node:child_process')
+  const results: CliResult[] = new Array(argLists.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < argLists.length) {
+      const i = next++
+      results[i] = await new Promise<CliResult>((done) => {
+        const child = spawn(process.execPath, [join(ROOT, 'bin/run.js'), ...argLists[i]], {cwd: ROOT, timeout: 60_000})
+        let stdout = ''
+        let stderr = ''
+        child.stdout.on('data', (d) => { stdout += d })
+        child.stderr.on('data', (d) => { stderr += d })
+        child.on('close', (status, signal) => done({status, signal, stdout, stderr}))
+      })
+    }
+  }
+  await Promise.all(Array.from({length: parallel}, worker))
+  return results
+}
