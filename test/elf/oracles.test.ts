@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
 import {readFileSync} from 'node:fs'
 import {createRequire} from 'node:module'
-import {describeElf, parseElf, type ElfDescription} from './elf-api.js'
-import {CORPUS, corpusFile} from './corpus.js'
+import {describeElf, parseElf, readDynamicRelocations, type ElfDescription} from './elf-api.js'
+import {CORPUS, corpusFile, systemBinaries} from './corpus.js'
 
 /**
  * Independent oracles: readelf (binutils), llvm-readobj (LLVM, JSON output) and the npm
@@ -152,5 +152,25 @@ describe('ELF model agrees with independent parsers', () => {
       }
       assert.deepEqual(d.symbols, {symtab: count('.symtab'), dynsym: count('.dynsym')}, n)
     }
+  })
+
+  it('dynamic relocations (RELA, JMPREL, packed RELR) agree with readelf -r', () => {
+    const files = [...['pie', 'dynamic', 'static-pie', 'pie-stripped', 'libprobe.so'].map(corpusFile), ...systemBinaries().filter((p) => !p.endsWith('/node'))]
+    let relrSeen = 0
+    for (const path of files) {
+      const out = readelf(['-r'], path)
+      const rows = [...out.matchAll(/^([0-9a-f]{16}) +([0-9a-f]{16}) +(\S+) +(?:[0-9a-f]{16} +(\S+?)(?:@\S+)? +([+-]) +([0-9a-f]+)|([0-9a-f]+))$/gm)]
+        .map((m) => [big(m[1]), big(m[2]), m[3], m[4] ?? '', m[7] !== undefined ? BigInt.asIntN(64, big(m[7])) : (m[5] === '-' ? -big(m[6]) : big(m[6]))])
+      const relrHead = /'\.relr\.dyn' at offset 0x[0-9a-f]+ contains \d+ entries:\n\s+(\d+) offsets\n((?:[0-9a-f]{16}\n?)*)/.exec(out)
+      const elf = parseElf(readFileSync(path))
+      const r = readDynamicRelocations(elf)
+      assert.deepEqual(r.relocations.map((x) => [x.offset, (BigInt(x.symbol) << 32n) | BigInt(x.type), x.typeName, x.symbolName, x.addend]), rows, path)
+      if (relrHead) {
+        relrSeen++
+        assert.equal(r.relr.length, Number(relrHead[1]), path)
+        assert.deepEqual(r.relr, relrHead[2].trim().split('\n').map(big), path)
+      } else assert.equal(r.relr.length, 0, path)
+    }
+    assert.ok(relrSeen > 0 || !files.some((f) => f.endsWith('libc.so.6')), 'glibc 2.36+ libc uses DT_RELR')
   })
 })
