@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict'
+import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import {runSession, type RunResult} from '../../src/session/orchestrator.js'
+import {cleanupTemp, cliPath, peerBinary, peerPattern, STUB_MAGIC, stubImageSide, tempDir} from './helpers.js'
+
+/** Run the CLI (built dist, as users run it) with the test's session directory. */
+function cli(args: string[], env: NodeJS.ProcessEnv, input?: string) {
+  return spawnSync(process.execPath, [cliPath, ...args], {env: {...process.env, ...env}, input, encoding: 'utf8', timeout: 60_000})
+}
+
+function waitForLine(child: ChildProcess, re: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = ''
+    const onData = (d: Buffer) => {
+      text += d
+      const m = text.split('\n').find((l) => re.test(l))
+      if (m !== undefined) {
+        child.stdout!.off('data', onData)
+        resolve(m)
+      }
+    }
+    child.stdout!.on('data', onData)
+    child.once('exit', () => reject(new Error(`exited before ${re}: ${text}`)))
+  })
+}
+
+describe('imgdump run / sessions / save (CLI, C stand-in runtime)', () => {
+  let env: NodeJS.ProcessEnv
+  let sessionDir: string
+  before(() => {
+    const runtimeDir = tempDir()
+    env = {XDG_RUNTIME_DIR: runtimeDir, IMGDUMP_FAULT: ''}
+    sessionDir = path.join(runtimeDir, 'imgdump')
+  })
+  after(cleanupTemp)
+
+  it('passes stdin/stdout through and exits with the runtime status', () => {
+    const r = cli(['run', '--', peerBinary(), 'echo', '3'], env, 'hello runtime\n')
+    assert.equal(r.stdout, 'HELLO RUNTIME\n')
+    assert.equal(r.status, 3, r.stderr)
+  })
+
+  it('gives the runtime its control socket as fd 3 and the session name', () => {
+    const r = cli(['run', '--name', 'envcheck', '--', peerBinary(), 'env'], env)
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout, 'fd=3 session=envcheck fd3=open\n')
+    const r2 = cli(['run', '--', peerBinary(), 'env'], env)
+    assert.match(r2.stdout, /^fd=3 session=peer-\d+ fd3=open\n$/)
+  })
+
+  it('exits 128+N when signal N kills the runtime', () => {
+    const r = cli(['run', '--', peerBinary(), 'raise', '15'], env)
+    assert.equal(r.status, 143)
+    const r2 = cli(['run', '--', peerBinary(), 'raise', '2'], env)
+    assert.equal(r2.status, 130)
+  })
+
+  it('reports a runtime that cannot be started (exit 3)', () => {
+    const r = cli(['run', '--', '/nonexistent/runtime'], env)
+    assert.equal(r.status, 3)
+    assert.match(r.stderr, /cannot start \/nonexistent\/runtime/)
+  })
+
+  it('lists a running session, forwards SIGTERM to it (exit 143), then cleans up', async () => {
+    const orch = spawn(process.execPath, [cliPath, 'run', '--name', 'listed', '--', peerBinary(), 'wait'],
+      {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'inherit']})
+    await waitForLine(orch, /^ready$/)
+    const r = cli(['sessions', '--json'], env)
+    assert.equal(r.status, 0, r.stderr)
+    const s = JSON.parse(r.stdout).sessions.find((x: {name: string}) => x.name === 'listed')
+    assert.ok(s, r.stdout)
+    assert.equal(s.orchestratorPid, orch.pid)
+    // The kernel's view of the listed pid: the runtime, a child of the orchestrator.
+    const stat = fs.readFileSync(`/proc/${s.pid}/stat`, 'utf8')
+    assert.equal(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]), orch.pid)
+    assert.equal(fs.readlinkSync(`/proc/${s.pid}/exe`), peerBinary())
+    assert.equal((fs.statSync(sessionDir).mode & 0o777), 0o700)
+    assert.ok(fs.statSync(s.socket).isSocket())
+    const table = cli(['sessions'], env)
+    assert.match(table.stdout, new RegExp(`^listed\\s+${s.pid}\\s+${peerBinary()}`, 'm'))
+    const again = cli(['run', '--name', 'listed', '--', peerBinary(), 'env'], env)
+    assert.equal(again.status, 2)
+    assert.match(again.stderr, /already running/)
+    const status = await new Promise<number | null>((resolve) => {
+      orch.once('exit', (code) => resolve(code))
+      orch.kill('SIGTERM')
+    })
+    assert.equal(status, 143)
+    assert.ok(!fs.existsSync(path.join(sessionDir, 'listed.json')))
+    assert.ok(!fs.existsSync(path.join(sessionDir, 'listed.sock')))
+  })
+
+  it('removes stale records of dead sessions', () => {
+    fs.mkdirSync(sessionDir, {recursive: true, mode: 0o700})
+    const dead = spawnSync('true').pid!
+    const rec = {name: 'stale', pid: dead, orchestratorPid: dead, runtime: '/x', args: [], started: new Date().toISOString(),
+      socket: path.join(sessionDir, 'stale.sock'), connected: false}
+    fs.writeFileSync(path.join(sessionDir, 'stale.json'), JSON.stringify(rec))
+    const r = cli(['sessions', '--json'], env)
+    assert.ok(!JSON.parse(r.stdout).sessions.some((x: {name: string}) => x.name === 'stale'))
+    assert.ok(!fs.existsSync(path.join(sessionDir, 'stale.json')))
+  })
+
+  it('save to an unknown session exits 9', () => {
+    const r = cli(['save', 'no-such-session', '-o', '/tmp/never.img'], env)
+    assert.equal(r.status, 9)
+    assert.match(r.stderr, /no running session/)
+    const j = cli(['save', 'no-such-session', '-o', '/tmp/never.img', '--json'], env)
+    assert.equal(j.status, 9)
+    assert.equal(JSON.parse(j.stdout).error.code, 'SESSION_UNKNOWN')
+  })
+
+  describe('saving a session (orchestrator in this process, stub image side)', () => {
+    let result: Promise<RunResult>
+    let runtime: ChildProcess
+    const log: string[] = []
+    const saved = () => process.env.XDG_RUNTIME_DIR
+
+    before(async () => {
+      const previous = saved()
+      process.env.XDG_RUNTIME_DIR = env.XDG_RUNTIME_DIR
+      let started!: (c: ChildProcess) => void
+      const spawned = new Promise<ChildProcess>((resolve) => (started = resolve))
+      result = runSession({runtime: peerBinary(), args: ['serve'], name: 'kv', imageSide: stubImageSide(log), pipeStdio: true, spawned: started})
+      runtime = await spawned
+      await waitForLine(runtime, /^ready$/)
+      process.env.XDG_RUNTIME_DIR = previous
+    })
+
+    it('saves at the runtime safepoint and reports size, pages, time', async () => {
+      const dir = tempDir()
+      const target = path.join(dir, 'kv.img')
+      const r = await cliAsync(['save', 'kv', '-o', target, '--json'], env)
+      assert.equal(r.status, 0, r.stderr + r.stdout)
+      const out = JSON.parse(r.stdout)
+      assert.equal(out.path, target)
+      assert.equal(out.bytes, 0x1000 + 64 * 1024)
+      assert.equal(out.mode, 'continue')
+      assert.equal(out.session, 'kv')
+      assert.equal(out.pid, runtime.pid)
+      const img = fs.readFileSync(target)
+      assert.deepEqual(img.subarray(0, STUB_MAGIC.length), STUB_MAGIC)
+      for (let i = 0; i < 64 * 1024; i += 4093) assert.equal(img[0x1000 + i], peerPattern(i))
+      assert.deepEqual(log, ['plan', 'create', 'finalize', 'commit'])
+      const listed = JSON.parse(cli(['sessions', '--json'], env).stdout).sessions.find((s: {name: string}) => s.name === 'kv')
+      assert.equal(listed.connected, true)
+      assert.equal(listed.heapBytes, 64 * 1024)
+      assert.equal(listed.lastSave.path, target)
+      assert.equal(listed.lastSave.bytes, out.bytes)
+    })
+
+    it('prints a human summary without --json, addressed by pid', async () => {
+      const target = path.join(tempDir(), 'by-pid.img')
+      const r = await cliAsync(['save', String(runtime.pid), '-o', target], env)
+      assert.equal(r.status, 0, r.stderr)
+      assert.match(r.stdout, new RegExp(`^saved ${target}: 68\\.0 KiB, \\d+ pages written, [0-9.]+ ms, [0-9.]+ MB/s\\n$`))
+      assert.equal(r.stderr, '', 'no progress output without a terminal')
+    })
+
+    it('a refusal by the runtime exits 10 with its reason', async () => {
+      runtime.stdin!.write('refuse\n')
+      await waitForLine(runtime, /^will refuse$/)
+      const target = path.join(tempDir(), 'refused.img')
+      const r = await cliAsync(['save', 'kv', '-o', target], env)
+      assert.equal(r.status, 10, r.stderr)
+      assert.match(r.stderr, /more than one thread/)
+      assert.ok(!fs.existsSync(target))
+    })
+
+    it('--exit saves and ends the runtime; run returns its status 0', async () => {
+      const target = path.join(tempDir(), 'last.img')
+      const r = await cliAsync(['save', 'kv', '-o', target, '--exit'], env)
+      assert.equal(r.status, 0, r.stderr)
+      const res = await result
+      assert.equal(res.status, 0)
+      assert.equal(res.saves, 3)
+      assert.ok(fs.existsSync(target))
+      assert.ok(!fs.existsSync(path.join(sessionDir, 'kv.json')))
+    })
+  })
+})
+
+/** The CLI run asynchronously, so this process's orchestrator keeps serving meanwhile. */
+function cliAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{status: number | null; stdout: string; stderr: string}> {
+  const child = spawn(process.execPath, [cliPath, ...args], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  return new Promise((resolve) => child.on('close', (status) => resolve({status, stdout, stderr})))
+}
