@@ -52,6 +52,14 @@ describe('save faults leave the previous image intact', function () {
       assert.equal(r.status, 0, r.stderr)
       assert.match(r.stdout, /save: -\d+ /)
       assert.match(r.stdout, /\nfault\n/)
+      if (phase === 'linked') {
+        // Killed between link and rename: its temp (named with its dead PID) is removed by
+        // the next save into the directory, never used as the image.
+        assert.equal(sha(image), digest, 'previous image changed')
+        const other = join(dir, 'other.img')
+        assert.equal(runKv(image, [`save ${other}`]).status, 0)
+        rmSync(other)
+      }
       assertIntact()
     })
   }

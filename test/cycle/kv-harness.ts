@@ -50,9 +50,9 @@ export function runKv(program: string, commands: string[], opts: RunOptions = {}
   return spawnSync(cmd, pre.length ? [...pre] : [], {input, env, encoding: 'utf8', timeout})
 }
 
-/** The `dump` line of an output (the state summary), without the generation. */
+/** The last `dump` line of an output (the state summary), without the generation. */
 export function stateLine(stdout: string): string {
-  const line = stdout.split('\n').find((l) => l.startsWith('count='))
+  const line = stdout.split('\n').filter((l) => l.startsWith('count=')).pop()
   if (!line) throw new Error(`no dump line in output:\n${stdout}`)
   return line.replace(/ gen=\d+$/, '')
 }
