@@ -116,6 +116,13 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
   ]
   patchHeaders(scan, patcher, data, dataOffsets, tailOffset, phnum)
   manifestDraft.undo = patcher.undo()
+  // The undo log hides a damaged patched byte from the digest check: checksum patched ranges too.
+  for (const u of manifestDraft.undo) {
+    const bytes = patcher.patched.subarray(Number(u.fileOffset), Number(u.fileOffset) + u.original.length)
+    payloads.push({fileOffset: u.fileOffset, length: BigInt(bytes.length), crc32c: crc32c(bytes) >>> 0, source: 'patched'})
+  }
+  payloads.sort((a, b) => (a.fileOffset < b.fileOffset ? -1 : 1))
+  memoryPayload.splice(0, memoryPayload.length, ...writes.map((w) => payloads.findIndex((p) => p.source === 'memory' && p.fileOffset === w.offset)))
   let manifestSize = encodeManifest(manifestDraft).length
   if (hasPlaceholder) {
     const off = placeholderOffset(manifestSize)

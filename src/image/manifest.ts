@@ -177,7 +177,7 @@ function decodeTables(bytes: Uint8Array, h: ReturnType<typeof decodeStruct<typeo
   return {
     generation: h.generation, createdNs: h.created_ns, heapHeader: h.heap_header, loadBias: h.load_bias,
     stackLimit: h.stack_limit, flags: h.flags, format: h.format, runtimePath: str(h.runtime_path, 92),
-    runtimeDigest: h.runtime_digest, originalSize: h.original_size,
+    runtimeDigest: Uint8Array.from(h.runtime_digest), originalSize: h.original_size,
     libraries: libs.map(({at: a, rec}) => ({base: rec.base, path: str(rec.path, a + 8), buildId: str(rec.build_id, a + 12)})),
     segments: segs.map(({at: a, rec}) => {
       const role = roleName.get(rec.role)

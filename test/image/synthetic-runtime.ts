@@ -19,6 +19,7 @@ export const HEAP_STRING_AT = HEAP_BASE + 0x1000n
 
 export const TEST_PROGRAM = `
 #include <stdio.h>
+#include <string.h>
 int counter = 41;
 const char *mode = "default";
 const char *other = "changed";
@@ -26,7 +27,13 @@ int bss_var;
 char big_bss[100000];
 int main(void) {
   const char *heap = (const char *)0x600000001000ULL;
-  fprintf(stdout, "heap=%s counter=%d bss=%d mode=%s big=%d\\n", heap, counter, bss_var, mode, big_bss[5000]);
+  char line[512];
+  int mapped = 0;
+  FILE *maps = fopen("/proc/self/maps", "r");
+  while (maps && fgets(line, sizeof line, maps)) if (strncmp(line, "600000000000-", 13) == 0) mapped = 1;
+  if (maps) fclose(maps);
+  if (!mapped) heap = "(none)";
+  fprintf(stdout, "heap=%s counter=%d bss=%d mode=%s big=%d mapped=%d\\n", heap, counter, bss_var, mode, big_bss[5000], mapped);
   return 0;
 }
 `

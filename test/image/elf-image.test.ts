@@ -1,0 +1,223 @@
+/**
+ * ELF images end to end without the C runtime: the test plays the runtime (synthetic-runtime.ts)
+ * and judges the result with readelf, gdb, sha256 of the original and the kernel running it.
+ */
+import assert from 'node:assert/strict'
+import {execFileSync, spawnSync} from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import {ImgdumpError} from '../../src/errors.js'
+import {ElfScan, fdSource} from '../../src/image/elf-scan.js'
+import {findManifest, reconstructOriginal} from '../../src/image/original-executable.js'
+import {planImage} from '../../src/image/plan-image.js'
+import {verifyImage} from '../../src/image/verify-image.js'
+import {describeImage} from '../../src/image/describe-image.js'
+import * as S from './synthetic-runtime.js'
+
+const EXPECTED = 'heap=hello from the heap counter=42 bss=7 mode=changed big=9 mapped=1\n'
+
+interface Variant {name: string; flags: string[]; pie: boolean}
+const VARIANTS: Variant[] = [
+  {name: 'nopie-lazy', flags: ['-no-pie', '-Wl,-z,lazy'], pie: false},
+  {name: 'nopie-now', flags: ['-no-pie', '-Wl,-z,now'], pie: false},
+  {name: 'pie-lazy', flags: ['-fPIE', '-pie', '-Wl,-z,lazy'], pie: true},
+  {name: 'pie-now', flags: ['-fPIE', '-pie', '-Wl,-z,now'], pie: true},
+  {name: 'pie-relr', flags: ['-fPIE', '-pie', '-Wl,-z,pack-relative-relocs'], pie: true},
+]
+
+/** Memory as the program would have it: counter=42, bss_var=7, big_bss[5000]=9, mode = other. */
+function memoryFor(exe: string, pie: boolean, heap: Buffer): S.SimulatedMemory {
+  const sym = S.symbols(exe)
+  const bias = pie ? S.PIE_BIAS : 0n
+  const pokes = new Map<bigint, Buffer>([
+    [sym.get('counter')!, S.u32(42)], [sym.get('bss_var')!, S.u32(7)], [sym.get('big_bss')! + 5000n, Buffer.from([9])],
+  ])
+  const before = S.simulateMemory(exe, bias, heap, pokes)
+  pokes.set(sym.get('mode')!, before.read(bias + sym.get('other')!, 8n))
+  return S.simulateMemory(exe, bias, heap, pokes)
+}
+
+function run(img: string, pie: boolean): string {
+  // A PIE's saved pointers hold the pinned load bias: run it with randomisation off, as libimgdump would.
+  const r = pie ? spawnSync('setarch', ['-R', img], {encoding: 'utf8'}) : spawnSync(img, [], {encoding: 'utf8'})
+  assert.equal(r.status, 0, `${img} exited ${r.status} ${r.signal ?? ''}: ${r.stderr}`)
+  return r.stdout
+}
+
+function sha256(buf: Uint8Array): string { return crypto.createHash('sha256').update(buf).digest('hex') }
+
+function flipByte(file: string, offset: bigint): void {
+  const fd = fs.openSync(file, 'r+')
+  const b = Buffer.alloc(1)
+  fs.readSync(fd, b, 0, 1, Number(offset))
+  b[0] ^= 0x55
+  fs.writeSync(fd, b, 0, 1, Number(offset))
+  fs.closeSync(fd)
+}
+
+function manifestOf(img: string) {
+  const fd = fs.openSync(img, 'r')
+  try {
+    const src = fdSource(fd)
+    const found = findManifest(new ElfScan(src))!
+    return {...found, original: reconstructOriginal(src, found.manifest, img)}
+  } finally { fs.closeSync(fd) }
+}
+
+describe('ELF image planner and finalizer', function () {
+  this.timeout(120000)
+  let dir: string
+  const exes = new Map<string, string>()
+  const images = new Map<string, string>()
+
+  before(() => {
+    dir = S.makeTempDir()
+    for (const v of VARIANTS) {
+      const exe = S.compile(dir, v.name, v.flags)
+      exes.set(v.name, exe)
+      const img = path.join(dir, `${v.name}.img`)
+      const heap = S.makeHeap(1n)
+      S.saveWith(S.makeRequest(exe, img, v.pie, BigInt(heap.length)), memoryFor(exe, v.pie, heap))
+      images.set(v.name, img)
+    }
+  })
+  after(() => fs.rmSync(dir, {recursive: true, force: true}))
+
+  for (const v of VARIANTS) {
+    describe(v.name, () => {
+      it('the original runs as expected without an image (control)', () => {
+        assert.equal(run(exes.get(v.name)!, v.pie), 'heap=(none) counter=41 bss=0 mode=default big=0 mapped=0\n')
+      })
+
+      it('the kernel runs the image: heap, .data, .bss and a reassigned pointer come back', () => {
+        assert.equal(run(images.get(v.name)!, v.pie), EXPECTED)
+      })
+
+      it('readelf -lSW reads it without a warning; phdrs moved into a PT_LOAD', () => {
+        const r = spawnSync('readelf', ['-lSW', images.get(v.name)!], {encoding: 'utf8'})
+        assert.equal(r.status, 0)
+        assert.equal(r.stderr, '')
+        assert.doesNotMatch(r.stdout, /warning/i)
+        const bss = /\]\s+\.bss\s+(\S+)/.exec(r.stdout)
+        assert.equal(bss?.[1], 'PROGBITS', '.bss is saved data now')
+        // p_align of every PT_LOAD stays at the page size (a 2 MiB one would round a PIE's bias).
+        for (const m of r.stdout.matchAll(/^\s+LOAD\s.*\s(0x[0-9a-f]+)$/gm)) assert.equal(m[1], '0x1000')
+      })
+
+      it('verify: ok, and the undo log rebuilds the original byte for byte', () => {
+        const rep = verifyImage(images.get(v.name)!)
+        assert.deepEqual(rep.problems, [])
+        assert.equal(rep.ok, true)
+        const {original, manifest} = manifestOf(images.get(v.name)!)
+        assert.equal(sha256(original), sha256(fs.readFileSync(exes.get(v.name)!)))
+        assert.equal(Buffer.from(manifest.runtimeDigest).toString('hex'), sha256(fs.readFileSync(exes.get(v.name)!)))
+      })
+    })
+  }
+
+  it('relocations into memory-taken words are R_X86_64_NONE and DT_RELACOUNT counts only live RELATIVE ones', () => {
+    const img = images.get('pie-lazy')!
+    const sym = S.symbols(exes.get('pie-lazy')!)
+    const relocs = execFileSync('readelf', ['-rW', img], {encoding: 'utf8'})
+    const entries = [...relocs.matchAll(/^([0-9a-f]{16})\s+[0-9a-f]{16}\s+(R_X86_64_\w+)/gm)].map((m) => ({at: BigInt('0x' + m[1]), type: m[2]}))
+    const mode = entries.find((e) => e.at === sym.get('mode'))
+    assert.equal(mode?.type, 'R_X86_64_NONE')
+    // .init_array lies in RELRO (taken from the file): its RELATIVE relocation stays.
+    const init = BigInt(/\.init_array\s+INIT_ARRAY\s+([0-9a-f]+)/.exec(execFileSync('readelf', ['-SW', img], {encoding: 'utf8'}))![1].replace(/^/, '0x'))
+    assert.equal(entries.find((e) => e.at === init)?.type, 'R_X86_64_RELATIVE')
+    const dyn = execFileSync('readelf', ['-dW', img], {encoding: 'utf8'})
+    const count = Number(/RELACOUNT\)\s+(\d+)/.exec(dyn)![1])
+    const leading = entries.findIndex((e) => e.type !== 'R_X86_64_RELATIVE')
+    assert.ok(count > 0)
+    assert.equal(count, leading, 'DT_RELACOUNT = number of leading RELATIVE entries')
+    const orig = Number(/RELACOUNT\)\s+(\d+)/.exec(execFileSync('readelf', ['-dW', exes.get('pie-lazy')!], {encoding: 'utf8'}))![1])
+    assert.ok(count < orig)
+  })
+
+  it('gdb reads saved globals from the image file without running it', () => {
+    for (const name of ['nopie-now', 'pie-lazy']) {
+      const out = execFileSync('gdb', ['-nx', '-batch', '-ex', 'print counter', '-ex', 'print bss_var', '-ex', 'print big_bss[5000]', images.get(name)!],
+        {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe']})
+      assert.match(out, /\$1 = 42\n\$2 = 7\n\$3 = 9 '\\t'/)
+    }
+  })
+
+  it('verify catches a flipped byte in every payload and anywhere in the manifest', function () {
+    const base = images.get('pie-now')!
+    const {manifest, offset, size} = manifestOf(base)
+    const work = path.join(dir, 'flip.img')
+    const check = (at: bigint, what: string) => {
+      fs.copyFileSync(base, work)
+      flipByte(work, at)
+      const rep = verifyImage(work)
+      assert.equal(rep.ok, false, `flip at ${at} (${what}) not detected`)
+    }
+    for (const p of manifest.payloads) {
+      check(p.fileOffset, `first byte of ${p.source} payload`)
+      check(p.fileOffset + p.length - 1n, `last byte of ${p.source} payload`)
+      check(p.fileOffset + p.length / 2n, `middle of ${p.source} payload`)
+    }
+    for (let i = 0; i < size; i++) check(offset + BigInt(i), `manifest byte ${i}`)
+    for (const u of manifest.undo) check(u.fileOffset, 'a patched byte of the original')
+  })
+
+  it('verify reports a truncated image and a generation that differs from the heap header', () => {
+    const work = path.join(dir, 'trunc.img')
+    fs.copyFileSync(images.get('nopie-lazy')!, work)
+    fs.truncateSync(work, fs.statSync(work).size - 100)
+    assert.equal(verifyImage(work).ok, false)
+    const exe = exes.get('nopie-lazy')!
+    const img = path.join(dir, 'gen.img')
+    const heap = S.makeHeap(5n)
+    S.saveWith(S.makeRequest(exe, img, false, BigInt(heap.length)), memoryFor(exe, false, heap))
+    assert.deepEqual(verifyImage(img).problems.map((p) => p.code), ['IMAGE_GENERATION'])
+  })
+
+  it('saving from an image starts from the original executable (no layers)', () => {
+    const exe = exes.get('pie-lazy')!
+    const first = images.get('pie-lazy')!
+    const second = path.join(dir, 'second.img')
+    const heap = S.makeHeap(2n, 'second generation')
+    const req = S.makeRequest(first, second, true, BigInt(heap.length), {generation: 2n, origin: first})
+    const {plan} = S.saveWith(req, memoryFor(exe, true, heap))
+    assert.equal(plan.fileSize, BigInt(fs.statSync(first).size))
+    assert.equal(run(second, true), EXPECTED.replace('hello from the heap', 'second generation'))
+    const {manifest, original} = manifestOf(second)
+    assert.equal(manifest.generation, 2n)
+    assert.equal(manifest.runtimePath, exe)
+    assert.equal(sha256(original), sha256(fs.readFileSync(exe)))
+    assert.equal(verifyImage(second).ok, true)
+  })
+
+  it('a registered region gets its own PT_LOAD at its address', () => {
+    const exe = exes.get('nopie-now')!
+    const img = path.join(dir, 'region.img')
+    const heap = S.makeHeap(1n)
+    S.saveWith(S.makeRequest(exe, img, false, BigInt(heap.length), {regions: [{addr: 0x610000000000n, size: 0x3000n}]}), memoryFor(exe, false, heap))
+    const l = execFileSync('readelf', ['-lW', img], {encoding: 'utf8'})
+    assert.match(l, /LOAD\s+0x[0-9a-f]+ 0x0000610000000000 0x0000610000000000 0x003000 0x003000 RW /)
+    assert.equal(run(img, false), EXPECTED)
+    assert.equal(verifyImage(img).ok, true)
+  })
+
+  it('describeImage shows manifest, segments, compatibility and the heap header', () => {
+    const {object, text} = describeImage(images.get('pie-now')!)
+    assert.equal(object.generation, '1')
+    assert.equal(object.heap?.magic, true)
+    assert.equal(object.heap?.generation, '1')
+    assert.deepEqual(object.segments.map((s) => s.role), ['data', 'heap', 'reservation'])
+    // The test request names libc without a build-id: this machine's libc has one, so it is a mismatch.
+    assert.equal(object.compatibility.ok, false)
+    assert.match(text, /generation 1, parent none/)
+  })
+
+  it('refuses static and static-pie runtimes with the reason', () => {
+    for (const flags of [['-static'], ['-static-pie']]) {
+      const exe = S.compile(dir, `static${flags[0]}`, flags, 'int main(void){return 0;}')
+      assert.throws(() => planImage(S.makeRequest(exe, path.join(dir, 's.img'), flags[0] === '-static-pie', 0x2000n)),
+        (e: unknown) => e instanceof ImgdumpError && e.code === 'IMAGE_STATIC_UNSUPPORTED' && /statically linked/.test(e.message))
+    }
+    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.startsWith('s.img') || n.includes('imgdump-')), [])
+  })
+})
