@@ -11,7 +11,7 @@ export const ROOT = resolve(import.meta.dirname, '../..')
 
 /** Executable kinds of the corpus (all run the probe program). */
 export const EXECUTABLES = ['static', 'static-pie', 'dynamic', 'pie', 'pie-stripped', 'pie-nosections', 'static-nosections', 'static-pie-nosections'] as const
-export const CORPUS = [...EXECUTABLES, 'libprobe.so'] as const
+export const CORPUS = [...EXECUTABLES, 'libprobe.so', 'aarch64-static', 'aarch64-static-pie'] as const
 
 let dir: string | undefined
 

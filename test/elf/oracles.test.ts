@@ -33,7 +33,7 @@ function fromReadelf(path: string): Oracle {
   const s = readelf(['-S'], path)
   const n = readelf(['-n'], path)
   const d = readelf(['-d'], path)
-  const segments = [...l.matchAll(/^\s+([A-Z_0-9+x]+)\s+0x([0-9a-f]+) 0x([0-9a-f]+) 0x([0-9a-f]+) 0x([0-9a-f]+) 0x([0-9a-f]+) [RWE ]{3} 0x([0-9a-f]+)$/gm)]
+  const segments = [...l.matchAll(/^\s+([A-Z_0-9+x]+)\s+0x([0-9a-f]+) 0x([0-9a-f]+) 0x([0-9a-f]+) 0x([0-9a-f]+) 0x([0-9a-f]+) [RWE ]{3} (?:0x)?([0-9a-f]+)$/gm)]
     .map((m) => ({type: m[1], offset: big(m[2]), vaddr: big(m[3]), paddr: big(m[4]), filesz: big(m[5]), memsz: big(m[6]), align: big(m[7])}))
   const sections = [...s.matchAll(/^\s*\[\s*(\d+)\]\s+(\S+)?\s+(\S+)\s+([0-9a-f]{16})\s+([0-9a-f]+)\s+([0-9a-f]+)\s/gm)]
     .map((m) => ({index: Number(m[1]), name: m[2] ?? '', addr: big(m[4]), offset: big(m[5]), size: big(m[6])}))
@@ -132,7 +132,7 @@ describe('ELF model agrees with independent parsers', () => {
   it('classifies the four kinds (and a shared object) as the linker built them', () => {
     const kinds = Object.fromEntries(CORPUS.map((n) => [n, ours(corpusFile(n)).d.kind]))
     assert.deepEqual(kinds, {
-      static: 'exec', 'static-pie': 'static-pie', dynamic: 'exec', pie: 'pie', 'pie-stripped': 'pie', 'pie-nosections': 'pie',
+      'aarch64-static': 'exec', 'aarch64-static-pie': 'static-pie', static: 'exec', 'static-pie': 'static-pie', dynamic: 'exec', pie: 'pie', 'pie-stripped': 'pie', 'pie-nosections': 'pie',
       'static-nosections': 'exec', 'static-pie-nosections': 'static-pie', 'libprobe.so': 'shared-object',
     })
     // readelf's own wording for the header type agrees (EXEC vs DYN).
