@@ -1,0 +1,130 @@
+/**
+ * The verifier must catch what a broken writer would produce, and bad input must give a
+ * typed error, never a crash or a hang.
+ */
+import assert from 'node:assert/strict'
+import {ImgdumpError} from '../../src/errors.js'
+import {LC} from '../../src/macho/definitions.js'
+import {readChainedFixups} from '../../src/macho/chained-fixups.js'
+import {findCommand, findSegment, readFileRange} from '../../src/macho/model.js'
+import {readMacho} from '../../src/macho/read.js'
+import {readFat} from '../../src/macho/fat.js'
+import {verifyMachoImage} from '../../src/macho/verify.js'
+import {writeMacho} from '../../src/macho/write.js'
+import {describeMacho} from '../../src/macho/describe.js'
+import {readSignature} from '../../src/macho/code-signature.js'
+import {readFixture} from './judges.js'
+import {buildTestImage, type TestImage} from './test-image.js'
+
+const problemsOf = (b: Buffer): string[] => verifyMachoImage(b, {requireSignature: true}).problems
+
+for (const name of ['arm64-chained-signed-pad', 'x86_64-classic-unsigned-pad']) {
+  describe(`Mach-O verifier mutations (${name})`, () => {
+    let t: TestImage
+    before(() => { t = buildTestImage(name) })
+
+    it('accepts the unmutated image', () => assert.deepEqual(problemsOf(t.image), []))
+
+    it('catches a flipped payload byte (manifest CRC and page hash)', () => {
+      const heap = findSegment(readMacho(t.image), '__IMGHEAP0')!
+      const b = Buffer.from(t.image)
+      b[Number(heap.f.fileoff) + 1000] ^= 0x01
+      const p = problemsOf(b)
+      assert.ok(p.some(x => /manifest payload .* CRC32C/.test(x)), p.join('\n'))
+      assert.ok(p.some(x => /page \d+ .* hash mismatch/.test(x)), p.join('\n'))
+    })
+
+    it('catches an unshifted symtab / strtab offset', () => {
+      const before = findCommand(readMacho(t.original), 'symtab')!
+      for (const field of ['symoff', 'stroff'] as const) {
+        const m = readMacho(t.image)
+        findCommand(m, 'symtab')!.f[field] = before.f[field]
+        const p = problemsOf(writeMacho(m))
+        assert.ok(p.some(x => new RegExp(`${field === 'symoff' ? 'symtab' : 'strtab'} at \\d+\\+\\d+ outside __LINKEDIT`).test(x)), p.join('\n'))
+      }
+    })
+
+    it('catches overlapping segments', () => {
+      const m = readMacho(t.image)
+      findSegment(m, '__IMGHEAP0')!.f.vmaddr = findSegment(m, '__DATA')!.f.vmaddr
+      const p = problemsOf(writeMacho(m))
+      assert.ok(p.some(x => /overlaps .* in memory/.test(x)), p.join('\n'))
+      const m2 = readMacho(t.image)
+      findSegment(m2, '__IMGHEAP0')!.f.fileoff = findSegment(m2, '__XTRA')!.f.fileoff
+      assert.ok(problemsOf(writeMacho(m2)).some(x => /overlaps .* in the file/.test(x)))
+    })
+
+    it('catches a wrong page hash', () => {
+      const m = readMacho(t.image)
+      const lc = findCommand(m, 'linkedit_data', LC.LC_CODE_SIGNATURE)!
+      const cd = readSignature(m)!.directories[0]
+      const b = Buffer.from(t.image)
+      b[lc.f.dataoff + cd.offset + cd.f.hashOffset + 32 * 2] ^= 0xff
+      const p = problemsOf(b)
+      assert.deepEqual(p.filter(x => /hash mismatch/.test(x)).length, 1)
+      assert.match(p.join('\n'), /page 2 \(file offset \d+\) hash mismatch/)
+    })
+
+    if (name.includes('chained')) {
+      it('catches a stale seg_count', () => {
+        const m = readMacho(t.image)
+        const lc = findCommand(m, 'linkedit_data', LC.LC_DYLD_CHAINED_FIXUPS)!
+        const cf = readChainedFixups(readFileRange(m, BigInt(lc.f.dataoff), BigInt(lc.f.datasize)))
+        const b = Buffer.from(t.image)
+        b.writeUInt32LE(cf.segments.length - 2, lc.f.dataoff + cf.header.starts_offset)
+        const p = problemsOf(b)
+        assert.ok(p.some(x => /seg_count \d+ != \d+ segments/.test(x)), p.join('\n'))
+      })
+    }
+  })
+}
+
+describe('Mach-O malformed input', () => {
+  const typed = (f: () => unknown): void => {
+    try { f() } catch (e) { if (!(e instanceof ImgdumpError)) throw e }
+  }
+
+  it('truncations give typed errors, and verify reports instead of throwing', () => {
+    const buf = readFixture('x86_64-chained-signed-pad')
+    for (let n = 0; n < buf.length; n += n < 4096 ? 7 : 997) {
+      const cut = buf.subarray(0, n)
+      typed(() => readMacho(cut))
+      typed(() => describeMacho(cut))
+      const v = verifyMachoImage(cut)
+      assert.ok(n === buf.length || !v.ok, `truncated at ${n} must not verify`)
+    }
+  })
+
+  it('bit flips and lying header fields never crash or hang', () => {
+    const buf = readFixture('arm64-classic-signed-pad')
+    let seed = 12345
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
+    for (let i = 0; i < 400; i++) {
+      const b = Buffer.from(buf)
+      const at = rnd(2048) // load commands are where lies hurt
+      b[at] ^= 1 << rnd(8)
+      typed(() => readMacho(b))
+      typed(() => describeMacho(b))
+      verifyMachoImage(b)
+    }
+    const huge = Buffer.from(buf)
+    huge.writeUInt32LE(0xffffffff, 16) // ncmds
+    assert.throws(() => readMacho(huge), (e: any) => e.code === 'MACHO_BAD_COMMAND' && e.offset === 16)
+    const big = Buffer.from(buf)
+    big.writeUInt32LE(0x7fffffff, 20) // sizeofcmds
+    assert.throws(() => readMacho(big), (e: any) => e.code === 'MACHO_TRUNCATED')
+  })
+
+  it('foreign and fat-with-lies inputs are refused with clear codes', () => {
+    assert.throws(() => readMacho(readFixture('x86_64-chained-signed-pad').subarray(0, 3)), (e: any) => e.code === 'MACHO_TRUNCATED')
+    const elf = Buffer.from('7f454c46020101000000000000000000', 'hex')
+    assert.throws(() => readMacho(elf), (e: any) => e.code === 'MACHO_BAD_MAGIC')
+    const fat = Buffer.from(readFixture('fat.macho'))
+    fat.writeUInt32BE(1000, 4) // nfat_arch
+    assert.throws(() => readFat(fat), (e: any) => e.code === 'MACHO_TRUNCATED')
+    const fat2 = Buffer.from(readFixture('fat.macho'))
+    fat2.writeUInt32BE(0x7fffffff, 8 + 12) // first slice size
+    assert.throws(() => readFat(fat2), (e: any) => e.code === 'MACHO_TRUNCATED')
+    assert.equal(verifyMachoImage(fat2).ok, false)
+  })
+})
