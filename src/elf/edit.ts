@@ -11,7 +11,7 @@ import {contentEnd, layoutElf, readBytes} from './layout.js'
 import {machinePageSize, type Content, type ElfFile, type TailSegment, type UndoEntry} from './model.js'
 import {encodeNote} from './notes.js'
 import {readDynamic} from './dynamic.js'
-import type {Relocation} from './relocations.js'
+import {encodeRelr, readDynamicRelocations, type Relocation} from './relocations.js'
 
 const alignUp = (v: bigint, a: bigint): bigint => (a <= 1n ? v : ((v + a - 1n) / a) * a)
 
@@ -158,6 +158,25 @@ export function patchBytes(elf: ElfFile, offset: bigint, bytes: Uint8Array, what
 export function neutraliseRelocation(elf: ElfFile, r: Relocation): ElfFile {
   if (r.type === R_NONE) return elf
   return patchBytes(elf, r.fileOffset + 8n, new Uint8Array(8), `${r.table}[${r.index}] ${r.typeName} → NONE`)
+}
+
+/**
+ * Remove addresses from the packed DT_RELR table (those taken from memory must not be
+ * relocated again): the rest is re-encoded in place and DT_RELRSZ shrunk. Refused if the
+ * re-encoding would not fit (never seen: dropping addresses does not lengthen greedy runs).
+ */
+export function dropRelrAddresses(elf: ElfFile, drop: (address: bigint) => boolean): ElfFile {
+  const {relr, relrRange} = readDynamicRelocations(elf)
+  if (!relrRange) return elf
+  const kept = relr.filter((a) => !drop(a))
+  if (kept.length === relr.length) return elf
+  const words = encodeRelr(kept)
+  const size = BigInt(words.length * 8)
+  if (size > relrRange.size) throw editError('ELF_BAD_EDIT', `DT_RELR re-encoded needs ${size} bytes, the table has ${relrRange.size}`, size)
+  const bytes = new Uint8Array(Number(relrRange.size))
+  const view = new DataView(bytes.buffer)
+  words.forEach((w, i) => view.setBigUint64(i * 8, w, true))
+  return setDynamicValue(patchBytes(elf, relrRange.offset, bytes, 'DT_RELR table'), DT.DT_RELRSZ, size)
 }
 
 /** Set d_val of the first dynamic entry with `tag` (e.g. DT_RELACOUNT after neutralising RELATIVE entries). */

@@ -8,11 +8,11 @@ export {layoutElf, readBytes, contentEnd, type ElfLayout, type LayoutPiece, type
 export {serializeElf, writeElfToFd, type SerializeOptions, type FdWriteOptions} from './writer.js'
 export {
   moveProgramHeaders, addLoad, addNote, addNoteSegment, repointLoad, appendExternal, appendBytes, patchBytes,
-  neutraliseRelocation, setDynamicValue, setSectionHeader, applyUndo, type AddLoadOptions,
+  neutraliseRelocation, dropRelrAddresses, setDynamicValue, setSectionHeader, applyUndo, type AddLoadOptions,
 } from './edit.js'
 export {vaddrToOffset, offsetToVaddr, requireFileRange} from './addresses.js'
 export {readDynamic, readInterpreter, type DynamicInfo, type DynamicTableEntry} from './dynamic.js'
-export {readDynamicRelocations, relocationTypeName, type DynamicRelocations, type Relocation} from './relocations.js'
+export {readDynamicRelocations, relocationTypeName, leadingRelativeCount, encodeRelr, type DynamicRelocations, type Relocation} from './relocations.js'
 export {readNotes, parseNotes, encodeNote, buildId, abiTag, gnuProperties, type Note, type GnuProperty} from './notes.js'
 export {readSymbols, symbolTables, symbolCount, type ElfSymbol} from './symbols.js'
 export {describeElf, type ElfDescription, type ElfKind} from './describe.js'

@@ -111,3 +111,41 @@ function symbolNamer(elf: ElfFile, dyn: DynamicInfo): (index: number) => string 
     return cString(strings, BigInt(sym.st_name), strsz, `dynamic symbol ${index}`)
   }
 }
+
+/**
+ * The DT_RELACOUNT value for a DT_RELA table: the number of leading R_*_RELATIVE entries.
+ * glibc applies the first DT_RELACOUNT entries as RELATIVE without looking at their type
+ * (elf/do-rel.h, elf_machine_rela_relative), so after rewriting one of them to NONE the
+ * count must stop before it.
+ */
+export function leadingRelativeCount(elf: ElfFile, relocations: readonly Relocation[]): bigint {
+  const relative = elf.header.e_machine === EM.EM_AARCH64 ? 1027 : 8
+  let n = 0n
+  for (const r of relocations) {
+    if (r.table !== 'rela' || r.type !== relative) break
+    n++
+  }
+  return n
+}
+
+/** Encode addresses (sorted, 8-aligned) as DT_RELR words: an address, then 63-bit bitmaps. */
+export function encodeRelr(addresses: readonly bigint[]): bigint[] {
+  const out: bigint[] = []
+  let i = 0
+  while (i < addresses.length) {
+    const base = addresses[i++]
+    out.push(base)
+    let next = base + 8n
+    for (;;) {
+      let bitmap = 0n
+      while (i < addresses.length && addresses[i] >= next && addresses[i] < next + 63n * 8n && (addresses[i] - next) % 8n === 0n) {
+        bitmap |= 1n << ((addresses[i] - next) / 8n + 1n)
+        i++
+      }
+      if (bitmap === 0n) break
+      out.push(bitmap | 1n)
+      next += 63n * 8n
+    }
+  }
+  return out
+}

@@ -3,11 +3,11 @@ import {spawnSync} from 'node:child_process'
 import {chmodSync, closeSync, openSync, readFileSync, writeFileSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import {
-  DT, ElfError, MAX_PHNUM, PF, PT, addLoad, addNote, addNoteSegment, appendBytes, appendExternal, applyUndo, layoutElf,
+  DT, ElfError, MAX_PHNUM, dropRelrAddresses, encodeRelr, leadingRelativeCount, readBytes, PF, PT, addLoad, addNote, addNoteSegment, appendBytes, appendExternal, applyUndo, layoutElf,
   moveProgramHeaders, neutraliseRelocation, parseElf, patchBytes, readDynamic, readDynamicRelocations, readNotes, repointLoad,
   serializeElf, setDynamicValue, writeElfToFd, type ElfFile,
 } from './elf-api.js'
-import {corpusFile, scratchDir} from './corpus.js'
+import {corpusFile, scratchDir, systemBinaries} from './corpus.js'
 
 const KINDS = ['static', 'static-pie', 'dynamic', 'pie'] as const
 const PATTERN = Uint8Array.from({length: 5000}, (_, i) => (i * 7 + 3) & 0xff)
@@ -139,8 +139,12 @@ describe('ELF editing, proven by the kernel', () => {
     const r = relocations.find((x) => x.offset === modeAddr)
     assert.ok(r && r.typeName === 'R_X86_64_RELATIVE', 'mode has a RELATIVE relocation')
     elf = neutraliseRelocation(elf, r)
-    if (relaCount !== undefined) elf = setDynamicValue(elf, DT.DT_RELACOUNT, relaCount - 1n)
+    assert.equal(leadingRelativeCount(parseElf(input), relocations), relaCount)
     const after = readDynamicRelocations(elf)
+    const count = leadingRelativeCount(elf, after.relocations)
+    assert.ok(relaCount !== undefined && count < relaCount, 'the RELATIVE run now stops at the neutralised entry')
+    elf = setDynamicValue(elf, DT.DT_RELACOUNT, count)
+    assert.equal(readDynamicRelocations(elf).relaCount, count)
     assert.equal(after.relocations.find((x) => x.offset === modeAddr)!.type, 0)
     // The word at `mode` now holds the unrelocated address of "default" (ld.so leaves it alone):
     // in a PIE that is an invalid pointer, so the program must crash — proof ld.so skipped it.
@@ -209,5 +213,27 @@ describe('ELF editing, proven by the kernel', () => {
     patchBytes(elf, 0x400n, new Uint8Array([1, 2, 3]))
     assert.deepEqual(serializeElf(elf), before)
     assert.equal(readDynamic(elf)!.needed[0], 'libc.so.6')
+  })
+
+  it('DT_RELR: encoding round-trips, dropped addresses leave the table and DT_RELRSZ shrinks', function () {
+    const libc = systemBinaries().find((p) => p.endsWith('/libc.so.6'))
+    const elf = parseElf(readFileSync(libc!))
+    const {relr, relrRange} = readDynamicRelocations(elf)
+    if (!relrRange) this.skip()
+    const words = readBytes(elf, relrRange!.offset, relrRange!.size)
+    const view = new DataView(words.buffer, words.byteOffset, words.byteLength)
+    assert.deepEqual(encodeRelr(relr), Array.from({length: words.length / 8}, (_, i) => view.getBigUint64(i * 8, true)))
+    const drop = new Set(relr.filter((_, i) => i % 3 === 0))
+    const edited = dropRelrAddresses(elf, (a) => drop.has(a))
+    const out = serializeElf(edited)
+    const back = readDynamicRelocations(parseElf(out))
+    assert.deepEqual(back.relr, relr.filter((a) => !drop.has(a)))
+    assert.ok(back.relrRange!.size <= relrRange!.size)
+    // readelf decodes the rewritten table the same way.
+    const path = join(scratchDir('imgdump-elf-relr-'), 'libc.so.6')
+    writeFileSync(path, out)
+    const m = /contains \d+ entries:\n\s+(\d+) offsets/.exec(spawnSync('readelf', ['-rW', path], {encoding: 'utf8'}).stdout)
+    assert.equal(Number(m![1]), back.relr.length)
+    assert.deepEqual(applyUndo(out, edited.undo, edited.originalSize), new Uint8Array(readFileSync(libc!)))
   })
 })
