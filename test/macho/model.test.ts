@@ -27,6 +27,20 @@ describe('Mach-O fixtures (fixtures/macho/build.sh)', () => {
     const fat = readFat(readFixture('fat.macho'))
     assert.deepEqual(fat.slices.map(s => s.cputype), [0x01000007, 0x0100000c])
   })
+
+  it('are reproduced byte for byte by build.sh from the committed sources', async () => {
+    const {mkdtempSync, readdirSync, readFileSync, rmSync} = await import('node:fs')
+    const {tmpdir} = await import('node:os')
+    const {join} = await import('node:path')
+    const {spawnSync} = await import('node:child_process')
+    const out = mkdtempSync(join(tmpdir(), 'imgdump-macho-fixtures-'))
+    try {
+      const r = spawnSync('sh', [join(FIXTURES, '..', 'build.sh')], {env: {...process.env, OUT: out}, encoding: 'utf8'})
+      assert.equal(r.status, 0, r.stderr)
+      assert.deepEqual(readdirSync(out).sort(), [...names, 'fat.macho'].sort())
+      for (const f of readdirSync(out)) assert.ok(readFileSync(join(out, f)).equals(readFixture(f)), f)
+    } finally { rmSync(out, {recursive: true, force: true}) }
+  })
 })
 
 describe('Mach-O model', () => {
@@ -155,5 +169,35 @@ describe('Mach-O model', () => {
     assert.deepEqual(verifyMachoImage(buf, {arch: 'x86_64'}), {ok: true, problems: []})
     assert.throws(() => describeMacho(buf, {arch: 'ppc'}), /no ppc slice/)
     assert.throws(() => readMacho(buf), (e: any) => e.code === 'MACHO_BAD_MAGIC' && /--arch/.test(e.message))
+  })
+})
+
+describe('Mach-O load commands the fixtures lack', () => {
+  it('LC_SOURCE_VERSION, LC_NOTE, LC_RPATH, LC_VERSION_MIN_MACOSX, LC_LOAD_WEAK_DYLIB and an unknown command round-trip and read back in llvm-otool-16', async () => {
+    const {insertCommand} = await import('../../src/macho/model.js')
+    const {mkdtempSync, rmSync, writeFileSync} = await import('node:fs')
+    const {tmpdir} = await import('node:os')
+    const {join} = await import('node:path')
+    const m = readMacho(readFixture('x86_64-classic-unsigned-pad'))
+    insertCommand(m, {kind: 'source_version', f: {cmd: LC.LC_SOURCE_VERSION, cmdsize: 16, version: (1n << 40n) | (2n << 30n)}})
+    insertCommand(m, {kind: 'note', f: {cmd: LC.LC_NOTE, cmdsize: 40, data_owner: 'imgdump', offset: 0x1000n, size: 16n}})
+    insertCommand(m, {kind: 'string', f: {cmd: LC.LC_RPATH, cmdsize: 32, name: 12}, text: '@loader_path/lib'})
+    insertCommand(m, {kind: 'version_min', f: {cmd: LC.LC_VERSION_MIN_MACOSX, cmdsize: 16, version: 0x0a0f00, sdk: 0x0b0000}})
+    insertCommand(m, {kind: 'dylib', f: {cmd: LC.LC_LOAD_WEAK_DYLIB, cmdsize: 48, name: 24, timestamp: 2, current_version: 0x10000, compatibility_version: 0x10000}, path: '/usr/lib/libz.1.dylib'})
+    insertCommand(m, {kind: 'opaque', f: {cmd: 0x7777, cmdsize: 16}, bytes: Buffer.from('7777000010000000deadbeefcafef00d', 'hex')})
+    const out = writeMacho(m)
+    const again = readMacho(out)
+    assert.deepEqual(again.commands.slice(-6).map(c => c.kind), ['source_version', 'note', 'string', 'version_min', 'dylib', 'opaque'])
+    assert.ok(writeMacho(cloneMacho(again)).equals(out))
+    const dir = mkdtempSync(join(tmpdir(), 'imgdump-lc-'))
+    try {
+      writeFileSync(join(dir, 'x'), out)
+      const oc = otoolCommands(join(dir, 'x'))
+      assert.equal(oc.find(c => c.cmd === 'LC_SOURCE_VERSION')?.fields.version, '1.2')
+      assert.equal(oc.find(c => c.cmd === 'LC_NOTE')?.fields.data_owner, 'imgdump')
+      assert.match(oc.find(c => c.cmd === 'LC_RPATH')?.fields.path ?? '', /^@loader_path\/lib/)
+      assert.match(oc.find(c => c.cmd === 'LC_LOAD_WEAK_DYLIB')?.fields.name ?? '', /^\/usr\/lib\/libz\.1\.dylib/)
+      assert.equal(oc.find(c => c.cmd === 'LC_VERSION_MIN_MACOSX')?.fields.version, '10.15')
+    } finally { rmSync(dir, {recursive: true, force: true}) }
   })
 })
