@@ -5,7 +5,6 @@
  * starts fast and commands that never save do not load it.
  */
 import type {ImagePlan, PendingOutput, SaveRequest, SaveResult} from '../image/save-types.js'
-import {ImgdumpError} from '../errors.js'
 
 export interface ImageSide {
   planImage(req: SaveRequest): ImagePlan | Promise<ImagePlan>
@@ -16,5 +15,5 @@ export interface ImageSide {
 }
 
 export async function loadImageSide(): Promise<ImageSide> {
-  throw new ImgdumpError('internal', 'IMAGE_SIDE_MISSING', 'this build of imgdump cannot plan images yet (src/image is not ready)')
+  return await import('../image/plan-image.js')
 }

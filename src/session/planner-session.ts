@@ -43,6 +43,7 @@ export class PlannerSession {
   private current: InFlight | undefined
   private queue: Promise<void> = Promise.resolve()
   private nextRequestId = REQUEST_ID_BASE
+  private deferred: (() => void)[] = []
   private readonly requests = new Map<number, {resolve: (o: SaveOutcome) => void; cancelled: boolean}>()
 
   constructor(fd: number, private readonly imageSide: () => Promise<ImageSide>, private readonly events: PlannerEvents = {}) {
@@ -69,12 +70,25 @@ export class PlannerSession {
   requestSave(path: string, mode: SaveMode): {id: number; outcome: Promise<SaveOutcome>} {
     const id = this.nextRequestId++
     const outcome = new Promise<SaveOutcome>((resolve) => this.requests.set(id, {resolve, cancelled: false}))
-    try {
-      this.channel.send({t: 'request-save', id, path, mode})
-    } catch (err) {
-      this.settleRequest(id, {ok: false, error: err as ImgdumpError})
+    const send = () => {
+      try {
+        this.channel.send({t: 'request-save', id, path, mode})
+      } catch (err) {
+        this.settleRequest(id, {ok: false, error: err as ImgdumpError})
+      }
     }
+    // The runtime reads a request only at a safepoint, after its hello was welcomed and
+    // outside a save (then it reads only that save's answers): until then, hold it back.
+    this.deferred.push(send)
+    this.flushDeferred()
     return {id, outcome}
+  }
+
+  private flushDeferred(): void {
+    if (this.current || !this.greeted || this.channel.closed) return
+    const sends = this.deferred
+    this.deferred = []
+    for (const send of sends) send()
   }
 
   /** The requester went away: when the runtime starts this save, answer CANCELLED. */
@@ -111,6 +125,7 @@ export class PlannerSession {
     this.greeted = true
     this.channel.send({t: 'welcome', v: PROTOCOL_VERSION})
     this.events.hello?.(h)
+    this.flushDeferred()
   }
 
   private async onSave(m: SaveMessage): Promise<void> {
@@ -166,9 +181,14 @@ export class PlannerSession {
     this.failCurrent(error, flight)
   }
 
+  /**
+   * A requested save that could not start. Not answered: the runtime expects no reply, and
+   * an unsolicited line would be read as the answer to its next message. A refusal of a
+   * request already settled (e.g. answered CANCELLED) is ignored the same way.
+   */
   private onRefused(r: Refused): void {
     const error = new ImgdumpError('save', 'RUNTIME_REFUSED', `the runtime refused to save: ${r.message}`, {value: r.code})
-    if (!this.settleRequest(r.id, {ok: false, error})) throw protoError('PROTO_BAD_ID', `refused: no save ${r.id} was requested`)
+    this.settleRequest(r.id, {ok: false, error})
   }
 
   private expectWriting(id: number): InFlight {
@@ -195,7 +215,10 @@ export class PlannerSession {
   private endSave(outcome: SaveOutcome): void {
     if (outcome.request && this.current?.req === outcome.request) this.current = undefined
     if (outcome.request) this.settleRequest(outcome.request.id, outcome)
+    // After IMGDUMP_EXEC the image starts over with a new hello; after IMGDUMP_EXIT it is gone.
+    if (outcome.ok && outcome.request.mode !== 'continue') this.greeted = false
     this.events.saveEnded?.(outcome)
+    this.flushDeferred()
   }
 
   private settleRequest(id: number, outcome: SaveOutcome): boolean {
