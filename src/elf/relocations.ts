@@ -114,9 +114,9 @@ function symbolNamer(elf: ElfFile, dyn: DynamicInfo): (index: number) => string 
 
 /**
  * The DT_RELACOUNT value for a DT_RELA table: the number of leading R_*_RELATIVE entries.
- * glibc applies the first DT_RELACOUNT entries as RELATIVE without looking at their type
- * (elf/do-rel.h, elf_machine_rela_relative), so after rewriting one of them to NONE the
- * count must stop before it.
+ * ld.so applies the first DT_RELACOUNT entries as RELATIVE and asserts their type
+ * (elf/do-rel.h, sysdeps/x86_64/dl-machine.h elf_machine_rela_relative; measured), so after
+ * rewriting one of them to NONE the count must stop before it.
  */
 export function leadingRelativeCount(elf: ElfFile, relocations: readonly Relocation[]): bigint {
   const relative = elf.header.e_machine === EM.EM_AARCH64 ? 1027 : 8

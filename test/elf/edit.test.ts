@@ -143,6 +143,12 @@ describe('ELF editing, proven by the kernel', () => {
     const after = readDynamicRelocations(elf)
     const count = leadingRelativeCount(elf, after.relocations)
     assert.ok(relaCount !== undefined && count < relaCount, 'the RELATIVE run now stops at the neutralised entry')
+    // Without the count fixed, ld.so refuses: it asserts the type of the first DT_RELACOUNT entries.
+    const unfixed = join(dir, 'pie-none-unfixed')
+    writeFileSync(unfixed, serializeElf(elf), {mode: 0o755})
+    const refused = spawnSync(unfixed, [], {encoding: 'utf8', timeout: 30_000})
+    assert.notEqual(refused.status, 0)
+    assert.match(refused.stderr, /Assertion .*R_X86_64_RELATIVE/)
     elf = setDynamicValue(elf, DT.DT_RELACOUNT, count)
     assert.equal(readDynamicRelocations(elf).relaCount, count)
     assert.equal(after.relocations.find((x) => x.offset === modeAddr)!.type, 0)
