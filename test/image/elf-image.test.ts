@@ -15,7 +15,7 @@ import {verifyImage} from '../../src/image/verify-image.js'
 import {describeImage} from '../../src/image/describe-image.js'
 import * as S from './synthetic-runtime.js'
 
-const EXPECTED = 'heap=hello from the heap counter=42 bss=7 mode=changed big=9 mapped=1\n'
+const EXPECTED = 'heap=hello from the heap counter=42 bss=7 mode=changed big=9 mapped=1 tls=5,0\n'
 
 interface Variant {name: string; flags: string[]; pie: boolean}
 const VARIANTS: Variant[] = [
@@ -33,6 +33,17 @@ function memoryFor(exe: string, pie: boolean, heap: Buffer): S.SimulatedMemory {
   const pokes = new Map<bigint, Buffer>([
     [sym.get('counter')!, S.u32(42)], [sym.get('bss_var')!, S.u32(7)], [sym.get('big_bss')! + 5000n, Buffer.from([9])],
   ])
+  // What a live process holds where the loader writes at start-up differs from the file: the
+  // planner must take these from the file (a dumped non-zero GOT[1] breaks lazy binding).
+  const sections = execFileSync('readelf', ['-SW', exe], {encoding: 'utf8'})
+  const addrOf = (name: string) => {
+    const m = new RegExp(`\\${name}\\s+\\w+\\s+([0-9a-f]+) [0-9a-f]+ ([0-9a-f]+)`).exec(sections)
+    return m ? {addr: BigInt('0x' + m[1]), size: Number('0x' + m[2])} : undefined
+  }
+  const tdata = addrOf('.tdata')!
+  pokes.set(tdata.addr, Buffer.alloc(tdata.size, 0xaa))
+  const gotplt = addrOf('.got.plt')
+  if (gotplt) pokes.set(gotplt.addr + 8n, S.u64(0x7ffff7ffe2e0n))
   const before = S.simulateMemory(exe, bias, heap, pokes)
   pokes.set(sym.get('mode')!, before.read(bias + sym.get('other')!, 8n))
   return S.simulateMemory(exe, bias, heap, pokes)
@@ -87,7 +98,7 @@ describe('ELF image planner and finalizer', function () {
   for (const v of VARIANTS) {
     describe(v.name, () => {
       it('the original runs as expected without an image (control)', () => {
-        assert.equal(run(exes.get(v.name)!, v.pie), 'heap=(none) counter=41 bss=0 mode=default big=0 mapped=0\n')
+        assert.equal(run(exes.get(v.name)!, v.pie), 'heap=(none) counter=41 bss=0 mode=default big=0 mapped=0 tls=5,0\n')
       })
 
       it('the kernel runs the image: heap, .data, .bss and a reassigned pointer come back', () => {
@@ -101,6 +112,8 @@ describe('ELF image planner and finalizer', function () {
         assert.doesNotMatch(r.stdout, /warning/i)
         const bss = /\]\s+\.bss\s+(\S+)/.exec(r.stdout)
         assert.equal(bss?.[1], 'PROGBITS', '.bss is saved data now')
+        // .tbss is a TLS template size, not saved data (it shares addresses with .init_array).
+        assert.equal(/\]\s+\.tbss\s+(\S+)/.exec(r.stdout)?.[1], 'NOBITS')
         // p_align of every PT_LOAD stays at the page size (a 2 MiB one would round a PIE's bias).
         for (const m of r.stdout.matchAll(/^\s+LOAD\s.*\s(0x[0-9a-f]+)$/gm)) assert.equal(m[1], '0x1000')
       })
@@ -210,6 +223,16 @@ describe('ELF image planner and finalizer', function () {
     // The test request names libc without a build-id: this machine's libc has one, so it is a mismatch.
     assert.equal(object.compatibility.ok, false)
     assert.match(text, /generation 1, parent none/)
+  })
+
+  it('places a heap run of 2 MiB or more at a file offset congruent with its address modulo 2 MiB', () => {
+    const exe = exes.get('pie-now')!
+    const plan = planImage(S.makeRequest(exe, path.join(dir, 'big.img'), true, 0x480000n))
+    const heapWrite = plan.writes.find((w) => w.addr === S.HEAP_BASE)!
+    assert.equal(heapWrite.offset % 0x200000n, S.HEAP_BASE % 0x200000n)
+    assert.equal(heapWrite.size, 0x480000n)
+    assert.equal(plan.headerCopy, S.HEAP_BASE)
+    for (let i = 1; i < plan.writes.length; i++) assert.ok(plan.writes[i - 1].offset + plan.writes[i - 1].size <= plan.writes[i].offset)
   })
 
   it('refuses static and static-pie runtimes with the reason', () => {

@@ -25,6 +25,8 @@ const char *mode = "default";
 const char *other = "changed";
 int bss_var;
 char big_bss[100000];
+__thread int tls_init = 5;
+__thread int tls_zero;
 int main(void) {
   const char *heap = (const char *)0x600000001000ULL;
   char line[512];
@@ -33,7 +35,7 @@ int main(void) {
   while (maps && fgets(line, sizeof line, maps)) if (strncmp(line, "600000000000-", 13) == 0) mapped = 1;
   if (maps) fclose(maps);
   if (!mapped) heap = "(none)";
-  fprintf(stdout, "heap=%s counter=%d bss=%d mode=%s big=%d mapped=%d\\n", heap, counter, bss_var, mode, big_bss[5000], mapped);
+  fprintf(stdout, "heap=%s counter=%d bss=%d mode=%s big=%d mapped=%d tls=%d,%d\\n", heap, counter, bss_var, mode, big_bss[5000], mapped, tls_init, tls_zero);
   return 0;
 }
 `
