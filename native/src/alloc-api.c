@@ -268,11 +268,12 @@ EXPORT struct mallinfo mallinfo(void) {
   return mi;
 }
 
-static void report(const char *prefix) {
+static void report(int fd, const char *prefix) {
   struct imgdump_heap_header *h = imgdump__heap_ptr;
   if (!h) return;
   struct imgdump_alloc_state *st = alloc_state(h);
   char b[24];
+#define imgdump__os_stderr(s) imgdump__os_write(fd, s)
   imgdump__os_stderr(prefix);
   imgdump__os_stderr(" base=");
   imgdump__os_stderr(imgdump__os_fmt_hex(b, h->base));
@@ -289,9 +290,10 @@ static void report(const char *prefix) {
   imgdump__os_stderr(" peak=");
   imgdump__os_stderr(imgdump__os_fmt_dec(b, st->peak_in_use));
   imgdump__os_stderr("\n");
+#undef imgdump__os_stderr
 }
 
-EXPORT void malloc_stats(void) { report("imgdump: stats"); }
+EXPORT void malloc_stats(void) { report(2, "imgdump: stats"); }
 
 /* ---- fork: hold the lock across fork so the child's heap is consistent ---- */
 
@@ -308,5 +310,5 @@ __attribute__((constructor(101))) static void alloc_constructor(void) {
 
 __attribute__((destructor)) static void alloc_destructor(void) {
   struct imgdump_heap_header *h = imgdump__heap_ptr;
-  if (h && alloc_state(h)->debug) report("imgdump: exit");
+  if (h && alloc_state(h)->debug) report((int)alloc_state(h)->debug - 1, "imgdump: exit");
 }

@@ -45,7 +45,7 @@ struct chunk {
 
 struct imgdump_alloc_state {
   uint32_t version;      /*    0 IMGDUMP_ALLOC_STATE_VERSION */
-  uint32_t debug;        /*    4 per-run: IMGDUMP_DEBUG was set (re-read at start-up) */
+  uint32_t debug;        /*    4 per-run: IMGDUMP_DEBUG set: 1 + a private dup of stderr */
   uint64_t first_chunk;  /*    8 address of the first chunk (base + header_size) */
   uint64_t top;          /*   16 address of the top chunk; header brk = top + 16 */
   uint64_t clean_from;   /*   24 bytes at and above this address (below committed) are zero */

@@ -161,6 +161,12 @@ static int heap_adopt(int debug, const struct imgdump_image_info *info,
 
 static void heap_init(void) {
   int debug = env_debug();
+  if (debug) {
+    /* Programs may close stderr before exit (coreutils' close_stdout): keep our own copy
+     * for the exit report. */
+    int fd = imgdump__os_dup_high(2);
+    debug = 1 + (fd >= 0 ? fd : 2);
+  }
   struct imgdump_heap_header *h = NULL;
   const struct imgdump_image_info *info = imgdump__startup();
   int rc = info ? heap_adopt(debug, info, &h) : heap_reserve_fresh(debug, &h);

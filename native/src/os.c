@@ -120,11 +120,18 @@ int imgdump__os_getenv(const char *name, char *buf, size_t cap) {
   return r;
 }
 
-void imgdump__os_stderr(const char *s) {
+int imgdump__os_dup_high(int fd) {
+  long r = raw(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 200, 0, 0, 0);
+  return (int)r;
+}
+
+void imgdump__os_stderr(const char *s) { imgdump__os_write(2, s); }
+
+void imgdump__os_write(int fd, const char *s) {
   size_t n = 0;
   while (s[n]) n++;
   while (n) {
-    long w = raw(SYS_write, 2, (long)s, (long)n, 0, 0, 0);
+    long w = raw(SYS_write, fd, (long)s, (long)n, 0, 0, 0);
     if (w == -EINTR) continue;
     if (w <= 0) return;
     s += w, n -= (size_t)w;

@@ -23,8 +23,11 @@ int imgdump__os_commit(uint64_t addr, uint64_t len);
  * (NUL-terminated, truncated to cap-1) into buf; returns its length or -ENOENT. */
 int imgdump__os_getenv(const char *name, char *buf, size_t cap);
 
-/* write(2) a whole string to stderr, ignoring errors (diagnostics only). */
+/* write(2) a whole string to stderr / fd, ignoring errors (diagnostics only). */
 void imgdump__os_stderr(const char *s);
+void imgdump__os_write(int fd, const char *s);
+/* A close-on-exec duplicate of fd numbered >= 200, or -errno. */
+int imgdump__os_dup_high(int fd);
 
 /* futex wait while *word == val / wake up to n waiters (process-private). */
 void imgdump__os_futex_wait(uint32_t *word, uint32_t val);

@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
     if (live[i].p) verify(&live[i], live[i].n), free(live[i].p), live[i].p = NULL;
   check_all();
   CHECK(malloc_usable_size(NULL) == 0, "usable(NULL)");
-  printf("ok seed=%llu ops=%ld brk=0x%llx\n", (unsigned long long)seed, ops,
-         (unsigned long long)h->brk);
+  printf("ok seed=%llu ops=%ld base=0x%llx reserve=%llu brk=0x%llx\n", (unsigned long long)seed, ops,
+         (unsigned long long)h->base, (unsigned long long)h->reserve, (unsigned long long)h->brk);
   return 0;
 }
