@@ -28,9 +28,22 @@ export function defineStruct<const F extends readonly FieldDef[]>(name: string, 
   return {name, size, fields}
 }
 
+// Tables are decoded entry by entry from the same buffer: reuse its DataView (a symbol table
+// of 185k entries otherwise spends most of its time creating views).
+let lastBuf: Uint8Array | undefined
+let lastView: DataView | undefined
+
+function viewOf(buf: Uint8Array): DataView {
+  if (buf !== lastBuf || !lastView) {
+    lastBuf = buf
+    lastView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  }
+  return lastView
+}
+
 /** Decode one structure at `offset` of `buf`; the caller has checked `offset + size <= length`. */
 export function decodeStruct<S extends StructDef>(def: S, buf: Uint8Array, offset: number): StructValue<S> {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const view = viewOf(buf)
   const out: Record<string, unknown> = {}
   let at = offset
   for (const f of def.fields) {
@@ -46,7 +59,7 @@ export function decodeStruct<S extends StructDef>(def: S, buf: Uint8Array, offse
 
 /** Encode one structure into `buf` at `offset`. Values out of range are a bug, not input. */
 export function encodeStruct<S extends StructDef>(def: S, value: StructValue<S>, buf: Uint8Array, offset: number): void {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const view = viewOf(buf)
   const rec = value as Record<string, unknown>
   let at = offset
   for (const f of def.fields) {
