@@ -9,7 +9,7 @@ import {ImgdumpError, ioError} from '../errors.js'
 import {ADDR_NO_RANDOMIZE, currentPersonality, setPersonality} from '../native/libc.js'
 import {hex} from './address-ranges.js'
 import {ElfScan, fdSource, scanFile} from './elf-scan.js'
-import {MANIFEST_FLAGS} from './manifest-fields.js'
+import {MANIFEST_FLAGS, MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE} from './manifest-fields.js'
 import {findManifest} from './original-executable.js'
 import {readHeapHeader} from './verify-image.js'
 
@@ -63,6 +63,20 @@ function pinningPossible(): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+/** Whether `path` is an ELF file carrying an imgdump manifest note (cheap: reads headers and notes). */
+export function isImageFile(path: string): boolean {
+  let fd: number
+  try { fd = fs.openSync(path, 'r') } catch { return false }
+  try {
+    const scan = new ElfScan(fdSource(fd))
+    return scan.notes().some((n) => n.owner === MANIFEST_NOTE_OWNER && n.type === MANIFEST_NOTE_TYPE)
+  } catch {
+    return false
+  } finally {
+    fs.closeSync(fd)
   }
 }
 

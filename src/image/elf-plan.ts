@@ -7,6 +7,7 @@
  */
 import {crc32c} from '@node-rs/crc32'
 import {EM, ET, PF, PT, SHF, SHT, MAX_PHNUM, type ProgramHeader} from '../elf/definitions.js'
+import {parseElf} from '../elf/reader.js'
 import {ImgdumpError} from '../errors.js'
 import {alignUp, congruentOffset, hex, overlaps, type Range} from './address-ranges.js'
 import {classifyDataSegments, type DataSegmentRanges} from './elf-data-ranges.js'
@@ -55,6 +56,8 @@ interface Run {role: 'heap' | 'region'; addr: bigint; fileSize: bigint; memSize:
 export function planElfImage(req: SaveRequest): ElfImagePlan {
   const startedAt = performance.now()
   const original = loadOriginal(req.exe, req.origin)
+  // The ELF model's reader validates the whole original (bounds, overlaps, tables) before we edit it.
+  parseElf(original.bytes)
   const scan = new ElfScan(bufferSource(original.bytes))
   const pageSize = scan.header.e_machine === EM.EM_AARCH64 ? 0x10000n : 0x1000n
   checkExecutable(scan, req, original.path)
