@@ -7,8 +7,7 @@
 import {createHash} from 'node:crypto'
 import {
   BlobIndex, CodeDirectory, CSMAGIC_BLOBWRAPPER, CSMAGIC_CODEDIRECTORY, CSMAGIC_EMBEDDED_SIGNATURE, CS_ADHOC,
-  CS_EXECSEG_MAIN_BINARY, CS_HASHTYPE_SHA256, CS_LINKER_SIGNED, CS_SUPPORTSEXECSEG, CSSLOT_ALTERNATE_CODEDIRECTORIES,
-  CSSLOT_CODEDIRECTORY, CSSLOT_SIGNATURESLOT, CPU_TYPE_ARM64, LC, LinkeditDataCommand, MH_EXECUTE, SuperBlobHeader,
+  CS_EXECSEG_MAIN_BINARY, CS_HASHTYPE_SHA256, CS_LINKER_SIGNED, CS_SUPPORTSEXECSEG, CSSLOT_CODEDIRECTORY, CSSLOT_SIGNATURESLOT, CPU_TYPE_ARM64, LC, pageSizeFor, LinkeditDataCommand, MH_EXECUTE, SuperBlobHeader,
 } from './definitions.js'
 import {MachoError} from './errors.js'
 import {alignUp, sliceChecked, type StructOf} from './field-table.js'
@@ -137,14 +136,12 @@ export function setLinkeditSize(m: MachoFile, filesize: bigint): void {
   const pageRounded = le.f.vmsize !== le.f.filesize
   le.f.filesize = filesize
   le.f.vmsize = pageRounded ? alignUp(filesize, pageSizeOf(m)) : filesize
-  const chunk = m.chunks.find(c => c.segment === '__LINKEDIT')
   const bytes = readFileRange(m, le.f.fileoff, filesize)
   m.chunks = m.chunks.filter(c => c.segment !== '__LINKEDIT' && c.offset < le.f.fileoff)
   if (filesize > 0n) m.chunks.push({offset: le.f.fileoff, bytes, segment: '__LINKEDIT'})
-  void chunk
 }
 
-export function pageSizeOf(m: MachoFile): bigint { return m.header.cputype === CPU_TYPE_ARM64 ? 0x4000n : 0x1000n }
+export function pageSizeOf(m: MachoFile): bigint { return pageSizeFor(m.header.cputype) }
 
 export interface StripResult {identifier?: string; pageSizeLog2?: number; warnings: string[]}
 
@@ -210,4 +207,3 @@ export function noRoom(need: number, room: number): MachoError {
     {offset: room, value: need, hint: 'relink the runtime with -Wl,-headerpad,0x1000 to leave room for the image load commands'})
 }
 
-export {CSSLOT_ALTERNATE_CODEDIRECTORIES}

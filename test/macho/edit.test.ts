@@ -129,6 +129,17 @@ describe('Mach-O image editing', () => {
     })
   }
 
+  it('builds a thin image from the --arch slice of a fat runtime', () => {
+    for (const arch of ['arm64', 'x86_64']) {
+      const image = buildMachoImage(readFixture('fat.macho'), [{name: '__IMGHEAP0', address: HEAP_ADDRESS, memSize: 0x8000n, payload: Buffer.alloc(100, 7)}], Buffer.alloc(136, 1), {arch})
+      assert.deepEqual(verifyMachoImage(image, {requireSignature: true}), {ok: true, problems: []})
+      const d = describeMacho(image)
+      assert.equal(d.format, 'mach-o')
+      assert.equal(d.slices[0].arch, arch)
+    }
+    assert.throws(() => buildMachoImage(readFixture('fat.macho'), [], Buffer.alloc(8)), (e: any) => e.code === 'MACHO_NO_ARCH')
+  })
+
   for (const name of unpadded) {
     it(`${name}: refused with the -headerpad advice`, () => {
       assert.throws(() => buildMachoImage(readFixture(name), [{name: '__IMGHEAP0', address: HEAP_ADDRESS, memSize: 0x4000n, payload: Buffer.alloc(16)}], Buffer.alloc(136)),
