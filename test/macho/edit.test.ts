@@ -8,6 +8,7 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {buildMachoImage} from '../../src/image/macho-image.js'
+import {encodeManifest} from '../../src/image/manifest.js'
 import {describeMacho} from '../../src/macho/describe.js'
 import {verifyMachoImage} from '../../src/macho/verify.js'
 import {chainedFixups, FIXTURES, fixtureNames, npmMacho, objdump, opensslPageHashes, otoolSegments, readFixture, run, sectionBytes, storedPageHashes} from './judges.js'
@@ -131,7 +132,9 @@ describe('Mach-O image editing', () => {
 
   it('builds a thin image from the --arch slice of a fat runtime', () => {
     for (const arch of ['arm64', 'x86_64']) {
-      const image = buildMachoImage(readFixture('fat.macho'), [{name: '__IMGHEAP0', address: HEAP_ADDRESS, memSize: 0x8000n, payload: Buffer.alloc(100, 7)}], Buffer.alloc(136, 1), {arch})
+      const manifest = Buffer.from(encodeManifest({generation: 1n, createdNs: 0n, heapHeader: HEAP_ADDRESS, loadBias: 0n, stackLimit: 0n, flags: 0, format: 2,
+        runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, libraries: [], segments: [], payloads: [], undo: []}))
+      const image = buildMachoImage(readFixture('fat.macho'), [{name: '__IMGHEAP0', address: HEAP_ADDRESS, memSize: 0x8000n, payload: Buffer.alloc(100, 7)}], manifest, {arch})
       assert.deepEqual(verifyMachoImage(image, {requireSignature: true}), {ok: true, problems: []})
       const d = describeMacho(image)
       assert.equal(d.format, 'mach-o')
