@@ -20,8 +20,8 @@ function prng(seed: number): () => number {
 }
 
 describe('ELF reader under mutation (no untyped failure)', () => {
-  for (const name of ['pie', 'static-pie', 'pie-nosections']) {
-    it(`${name}: 1000 mutants`, () => {
+  for (const [name, count] of [['pie', 1000], ['static-pie', 250], ['pie-nosections', 1000]] as const) {
+    it(`${name}: ${count} mutants`, () => {
       const base = readFileSync(corpusFile(name))
       const elf = parseElf(base)
       // Hot spots: the ELF header, the program headers, the section headers, .dynamic.
@@ -31,7 +31,7 @@ describe('ELF reader under mutation (no untyped failure)', () => {
       if (dyn) spots.push([Number(dyn.p_offset), Number(dyn.p_filesz)])
       const rnd = prng(0x1de1f + name.length)
       const outcomes = {parsed: 0, typed: 0}
-      for (let i = 0; i < 1000; i++) {
+      for (let i = 0; i < count; i++) {
         const b = Buffer.from(base)
         const [start, len] = spots[Math.floor(rnd() * spots.length)]
         const at = start + Math.floor(rnd() * len)
@@ -50,7 +50,7 @@ describe('ELF reader under mutation (no untyped failure)', () => {
           outcomes.typed++
         }
       }
-      assert.ok(outcomes.typed > 100 && outcomes.parsed > 100, JSON.stringify(outcomes))
+      assert.ok(outcomes.typed > count / 10 && outcomes.parsed > count / 10, JSON.stringify(outcomes))
     })
   }
 })
