@@ -22,7 +22,12 @@ import {writeMacho} from '../macho/write.js'
 export type PayloadSourceSpec = Buffer | {path: string; offset: bigint; length: bigint}
 export interface MachoImageSegment {name: string; address: bigint; memSize: bigint; payload: PayloadSourceSpec}
 export interface MachoSegmentPlacement {name: string; address: bigint; memSize: bigint; fileOffset: bigint; fileSize: bigint}
-export interface MachoImageLayout {segments: MachoSegmentPlacement[]}
+/**
+ * `undo`: original bytes of every range of the runtime (thin slice) the image overwrites —
+ * everything before the first section (header, load commands, header room) and the old
+ * __LINKEDIT through the original end — for the manifest's undo log (images/README.md).
+ */
+export interface MachoImageLayout {segments: MachoSegmentPlacement[]; undo: {fileOffset: bigint; original: Buffer}[]; originalSize: bigint}
 export interface MachoImageOptions {
   /** fat runtimes: the slice to build from */
   arch?: string
@@ -68,12 +73,16 @@ export function buildMachoImageDetailed(runtime: Buffer, segments: MachoImageSeg
   // Refuse before touching anything if the load commands will not fit.
   const need = loadCommandsEnd(m) - (signed ? 16 : 0) + commandBytesNeeded([...heapSegs, manifestSeg(Buffer.alloc(0), 0n)], true)
   if (need > firstSectionOffset(m)) throw noRoom(need, firstSectionOffset(m))
+  const oldLinkedit = segmentCommands(m).find(s => s.f.segname === '__LINKEDIT')
+  const undo = [{fileOffset: 0n, original: Buffer.from(thin.subarray(0, firstSectionOffset(m)))}]
+  if (oldLinkedit) undo.push({fileOffset: oldLinkedit.f.fileoff, original: Buffer.from(thin.subarray(Number(oldLinkedit.f.fileoff)))})
   const stripped = stripSignature(m)
   let droppedFixups = 0
   for (const r of opts.repoint ?? []) droppedFixups += repointSegment(m, r)
   insertSegments(m, heapSegs)
   const layout: MachoImageLayout = {segments: segmentCommands(m).filter(s => heapSegs.some(h => h.name === s.f.segname) || (opts.repoint ?? []).some(r => r.segment === s.f.segname))
-    .map(s => ({name: s.f.segname, address: s.f.vmaddr, memSize: s.f.vmsize, fileOffset: s.f.fileoff, fileSize: s.f.filesize}))}
+    .map(s => ({name: s.f.segname, address: s.f.vmaddr, memSize: s.f.vmsize, fileOffset: s.f.fileoff, fileSize: s.f.filesize})),
+  undo, originalSize: BigInt(thin.length)}
   const manifestBytes = typeof manifest === 'function' ? manifest(layout) : manifest
   const top = segmentCommands(m).filter(s => s.f.segname !== '__LINKEDIT').reduce((e, s) => (s.f.vmaddr + s.f.vmsize > e ? s.f.vmaddr + s.f.vmsize : e), 0n)
   insertSegments(m, [manifestSeg(manifestBytes, opts.manifestAddress ?? alignUp(top, page))])

@@ -6,6 +6,7 @@
  * `verifyMachoImage` never throws for bad input: every finding is a problem string.
  */
 import {crc32c} from '@node-rs/crc32'
+import {createHash} from 'node:crypto'
 import {decodeManifest} from '../image/manifest.js'
 import {readChainedFixups} from './chained-fixups.js'
 import {verifySignature} from './code-signature.js'
@@ -141,6 +142,7 @@ export function checkManifest(m: MachoFile, buf: Buffer): string[] {
       const crc = crc32c(buf.subarray(Number(p.fileOffset), Number(p.fileOffset + p.length))) >>> 0
       if (crc !== p.crc32c) problems.push(`manifest payload at ${p.fileOffset}+${p.length}: CRC32C 0x${crc.toString(16)} != recorded 0x${p.crc32c.toString(16)}`)
     }
+    if (man.originalSize > 0n) problems.push(...checkUndo(buf, man))
     for (const s of man.segments) {
       const seg = segmentCommands(m).find(x => x.f.vmaddr === s.address)
       if (!seg) problems.push(`manifest segment at ${hex(s.address)} has no LC_SEGMENT_64`)
@@ -148,4 +150,16 @@ export function checkManifest(m: MachoFile, buf: Buffer): string[] {
     }
   } catch (e) { problems.push((e as Error).message) }
   return problems
+}
+
+/** The original executable = the image's first original_size bytes with the undo log applied; its SHA-256 is recorded. */
+function checkUndo(buf: Buffer, man: ReturnType<typeof decodeManifest>): string[] {
+  if (man.originalSize > BigInt(buf.length)) return [`manifest original_size ${man.originalSize} exceeds the image`]
+  const orig = Buffer.from(buf.subarray(0, Number(man.originalSize)))
+  for (const u of man.undo) {
+    if (u.fileOffset + BigInt(u.original.length) > man.originalSize) return [`manifest undo record at ${u.fileOffset} lies past original_size`]
+    orig.set(u.original, Number(u.fileOffset))
+  }
+  const digest = createHash('sha256').update(orig).digest()
+  return digest.equals(Buffer.from(man.runtimeDigest)) ? [] : ['the undo log does not reconstruct the original executable (SHA-256 differs from runtime_digest)']
 }

@@ -8,7 +8,7 @@ import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {buildMachoImage} from '../../src/image/macho-image.js'
-import {encodeManifest} from '../../src/image/manifest.js'
+import {decodeManifest, encodeManifest} from '../../src/image/manifest.js'
 import {describeMacho} from '../../src/macho/describe.js'
 import {verifyMachoImage} from '../../src/macho/verify.js'
 import {chainedFixups, FIXTURES, fixtureNames, npmMacho, objdump, opensslPageHashes, otoolSegments, readFixture, run, sectionBytes, storedPageHashes} from './judges.js'
@@ -120,6 +120,14 @@ describe('Mach-O image editing', () => {
         const manifest = segs.find((s: any) => s.name === '__IMGDUMP').sections[0]
         assert.equal(manifest.sectname, '__manifest')
         assert.ok(Buffer.from(manifest.data).equals(t.manifest))
+      })
+
+      it('reconstructs the original executable from the manifest undo log', () => {
+        const man = decodeManifest(t.manifest)
+        assert.equal(man.originalSize, BigInt(t.original.length))
+        const orig = Buffer.from(t.image.subarray(0, t.original.length))
+        for (const u of man.undo) orig.set(u.original, Number(u.fileOffset))
+        assert.ok(orig.equals(t.original))
       })
 
       it('is described by inspect with its manifest', () => {

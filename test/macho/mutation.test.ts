@@ -54,6 +54,12 @@ for (const name of ['arm64-chained-signed-pad', 'x86_64-classic-unsigned-pad']) 
       assert.ok(problemsOf(writeMacho(m2)).some(x => /overlaps .* in the file/.test(x)))
     })
 
+    it('catches an undo log that no longer reconstructs the original', () => {
+      const b = Buffer.from(t.image)
+      b[Number(findSegment(readMacho(t.image), '__TEXT')!.sections[0].offset) + 3] ^= 0x10
+      assert.ok(problemsOf(b).some(x => /undo log does not reconstruct/.test(x)))
+    })
+
     it('catches a wrong page hash', () => {
       const m = readMacho(t.image)
       const lc = findCommand(m, 'linkedit_data', LC.LC_CODE_SIGNATURE)!

@@ -51,7 +51,7 @@ export function buildTestImage(name: string): TestImage {
       const dseg = layout.segments.find(s => s.name === '__DATA')!
       const man: Manifest = {
         generation: 1n, createdNs: 1n, heapHeader: HEAP_ADDRESS, loadBias: 0n, stackLimit: 8n << 20n, flags: 3, format: 2,
-        runtimePath: `/fixtures/${name}`, runtimeDigest: createHash('sha256').update(original).digest(), originalSize: BigInt(original.length),
+        runtimePath: `/fixtures/${name}`, runtimeDigest: createHash('sha256').update(original).digest(), originalSize: layout.originalSize,
         libraries: [{base: 0n, path: '/usr/lib/libSystem.B.dylib', buildId: null}],
         segments: [
           {role: 'data', address: dseg.address, memSize: dseg.memSize, fileOffset: dseg.fileOffset, fileSize: dseg.fileSize},
@@ -61,7 +61,7 @@ export function buildTestImage(name: string): TestImage {
           {fileOffset: dseg.fileOffset, length: dseg.fileSize, crc32c: crc32c(dataBytes) >>> 0, source: 'memory'},
           {fileOffset: heap.fileOffset, length: heap.fileSize, crc32c: crc32c(heapPayload) >>> 0, source: 'memory'},
         ],
-        undo: [],
+        undo: layout.undo.map(u => ({fileOffset: u.fileOffset, original: u.original})),
       }
       manifest = Buffer.from(encodeManifest(man))
       return manifest
