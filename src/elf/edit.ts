@@ -144,7 +144,7 @@ export function patchBytes(elf: ElfFile, offset: bigint, bytes: Uint8Array, what
   let covered = offset
   for (const p of layout.pieces) {
     if (p.offset + p.length <= offset || p.offset >= end) continue
-    if (p.kind === 'elf-header' || p.kind === 'program-headers' || p.kind === 'section-headers' || p.kind === 'external' || p.kind === 'note') {
+    if (p.kind === 'elf-header' || p.kind === 'program-headers' || p.kind === 'section-headers' || p.kind === 'external' || p.kind === 'note' || p.kind === 'padding') {
       throw editError('ELF_PATCH_OUTSIDE_CONTENT', `${what}: 0x${offset.toString(16)}+${bytes.length} overlaps the ${p.source}`, offset)
     }
     covered = p.offset + p.length
