@@ -9,7 +9,8 @@ import {
 } from './elf-api.js'
 import {corpusFile, scratchDir, systemBinaries} from './corpus.js'
 
-const KINDS = ['static', 'static-pie', 'dynamic', 'pie'] as const
+// The four kinds, plus two without section headers (the edits must not need them).
+const KINDS = ['static', 'static-pie', 'dynamic', 'pie', 'pie-nosections', 'static-nosections'] as const
 const PATTERN = Uint8Array.from({length: 5000}, (_, i) => (i * 7 + 3) & 0xff)
 const MEMSZ = 12000n
 
