@@ -53,8 +53,8 @@ export interface ElfFile {
   /** Present once the program header table was moved to its own PT_LOAD at the end. */
   readonly tail?: TailSegment
   /**
-   * Section header table as it was in the file when e_shnum/e_shstrndx use the extended
-   * encoding (kept so that section 0 round-trips); otherwise derived from `sections`.
+   * Number of section headers written at e_shoff (= sections.length; with the extended
+   * encoding e_shnum is 0 and the count lives in section 0's sh_size).
    */
   readonly sectionHeaderCount: number
 }
