@@ -57,14 +57,19 @@ export function decodeRebase(b: Buffer, pointerSize = 8n): RebaseEntry[] {
   return out
 }
 
-export function decodeBind(b: Buffer, pointerSize = 8n): BindEntry[] {
+/** Lazy-bind streams separate their entries with DONE; decode every entry. */
+export function decodeLazyBind(b: Buffer, pointerSize = 8n): BindEntry[] {
+  return decodeBind(b, pointerSize, true)
+}
+
+export function decodeBind(b: Buffer, pointerSize = 8n, lazy = false): BindEntry[] {
   const c = new Cursor(b, 'bind opcodes'), out: BindEntry[] = []
   let ordinal = 0, symbol = '', flags = 0, type = 1, addend = 0n, segment = 0, offset = 0n
   const emit = () => { out.push({ordinal, symbol, flags, type, addend, segment, offset}); offset = u64(offset + pointerSize) }
   while (!c.done()) {
     const byte = c.byte(), op = byte & 0xf0, imm = byte & 0x0f
     switch (op) {
-      case 0x00: return out
+      case 0x00: if (lazy) break; return out
       case 0x10: ordinal = imm; break
       case 0x20: ordinal = Number(c.uleb()); break
       case 0x30: ordinal = imm === 0 ? 0 : (imm | 0xf0) << 24 >> 24; break

@@ -9,6 +9,7 @@ import {crc32c} from '@node-rs/crc32'
 import {createHash} from 'node:crypto'
 import {decodeManifest} from '../image/manifest.js'
 import {readChainedFixups} from './chained-fixups.js'
+import {decodeBind, decodeLazyBind, decodeRebase} from './dyld-opcodes.js'
 import {verifySignature} from './code-signature.js'
 import {CPU_TYPE_ARM64, LC, isZerofill, pageSizeFor} from './definitions.js'
 import {archName, pickSlice, readFat} from './fat.js'
@@ -108,7 +109,7 @@ export function checkLayout(m: MachoFile, fileSize: bigint): string[] {
 
 export function checkFixups(m: MachoFile): string[] {
   const lc = findCommand(m, 'linkedit_data', LC.LC_DYLD_CHAINED_FIXUPS)
-  if (!lc) return []
+  if (!lc) return checkOpcodeTargets(m)
   const problems: string[] = []
   const segs = segmentCommands(m)
   try {
@@ -162,4 +163,23 @@ function checkUndo(buf: Buffer, man: ReturnType<typeof decodeManifest>): string[
   }
   const digest = createHash('sha256').update(orig).digest()
   return digest.equals(Buffer.from(man.runtimeDigest)) ? [] : ['the undo log does not reconstruct the original executable (SHA-256 differs from runtime_digest)']
+}
+
+/** Classic dyld info: every rebase and bind must target a pointer inside a segment. */
+function checkOpcodeTargets(m: MachoFile): string[] {
+  const info = findCommand(m, 'dyld_info')
+  if (!info) return []
+  const segs = segmentCommands(m)
+  const problems: string[] = []
+  const streams = [['rebase', decodeRebase], ['bind', decodeBind], ['weak_bind', decodeBind], ['lazy_bind', decodeLazyBind]] as const
+  for (const [kind, decode] of streams) {
+    try {
+      const entries = decode(readFileRange(m, BigInt(info.f[`${kind}_off`]), BigInt(info.f[`${kind}_size`])))
+      for (const e of entries) {
+        const s = segs[e.segment]
+        if (!s || e.offset + 8n > s.f.vmsize) { problems.push(`${kind} entry targets segment ${e.segment} offset ${hex(e.offset)} outside any segment`); break }
+      }
+    } catch (e) { problems.push((e as Error).message) }
+  }
+  return problems
 }

@@ -64,6 +64,14 @@ describe('Mach-O image editing', () => {
         assert.ok(after.every(s => s === le || s.vmaddr + s.vmsize <= le.vmaddr))
       })
 
+      it('shows the same load commands in llvm-objdump-16 --private-headers as in llvm-otool-16 -l', () => {
+        const cmds = (text: string) => text.split('\n').filter(l => /^\s+cmd LC_/.test(l)).map(l => l.trim())
+        const ph = cmds(objdump(out, '--private-headers'))
+        assert.deepEqual(ph, cmds(run('llvm-otool-16', ['-l', out])))
+        assert.equal(ph.filter(l => l === 'cmd LC_SEGMENT_64').length, otoolSegments(orig).length + 2)
+        assert.equal(ph[ph.length - 1], 'cmd LC_CODE_SIGNATURE')
+      })
+
       it('keeps symbols, exports and disassembly unchanged (llvm-nm-16 -m, --exports-trie, -d)', () => {
         assert.equal(run('llvm-nm-16', ['-m', out]), run('llvm-nm-16', ['-m', orig]))
         assert.equal(objdump(out, '--exports-trie'), objdump(orig, '--exports-trie'))

@@ -12,7 +12,7 @@ import {cloneMacho, findCommand, readFileRange, segmentCommands} from '../../src
 import {readMacho} from '../../src/macho/read.js'
 import {checkFixups, checkLayout, verifyMachoImage} from '../../src/macho/verify.js'
 import {writeMacho} from '../../src/macho/write.js'
-import {decodeBind, decodeRebase, encodeBind, encodeRebase} from '../../src/macho/dyld-opcodes.js'
+import {decodeBind, decodeLazyBind, decodeRebase, encodeBind, encodeRebase} from '../../src/macho/dyld-opcodes.js'
 import {describeMacho, renderMachoText} from '../../src/macho/describe.js'
 import {chainedFixups, FIXTURES, fixtureNames, npmMacho, objdump, opensslPageHashes, otoolCommands, otoolSegments, readFixture, storedPageHashes} from './judges.js'
 
@@ -117,6 +117,10 @@ describe('Mach-O model', () => {
           const bindLines = objdump(file, '--bind').split('\n').filter(l => /^__/.test(l)).map(l => { const p = l.split(/\s+/); return `${p[2].toLowerCase()} ${p[p.length - 1]}` })
           assert.deepEqual(binds.map(x => `${addr(x).toLowerCase()} ${x.symbol}`), bindLines)
           assert.ok(bindLines.length >= 3)
+          const lazy = decodeLazyBind(readFileRange(m, BigInt(di.f.lazy_bind_off), BigInt(di.f.lazy_bind_size)))
+          const lazyLines = objdump(file, '--lazy-bind').split('\n').filter(l => /^__/.test(l)).map(l => { const p = l.split(/\s+/); return `${p[2].toLowerCase()} ${p[p.length - 1]}` })
+          assert.deepEqual(lazy.map(x => `${addr(x).toLowerCase()} ${x.symbol}`), lazyLines)
+          assert.ok(lazyLines.length >= 1)
           assert.deepEqual(decodeRebase(encodeRebase(rebases)), rebases)
           assert.deepEqual(decodeBind(encodeBind(binds)), binds)
         })

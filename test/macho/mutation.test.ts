@@ -71,6 +71,19 @@ for (const name of ['arm64-chained-signed-pad', 'x86_64-classic-unsigned-pad']) 
       assert.match(p.join('\n'), /page 2 \(file offset \d+\) hash mismatch/)
     })
 
+    if (name.includes('classic')) {
+      it('catches a rebase that targets past its segment', () => {
+        const m = readMacho(t.image)
+        const info = findCommand(m, 'dyld_info')!
+        const segs = m.commands.filter(c => c.kind === 'segment')
+        // SET_SEGMENT_AND_OFFSET_ULEB(__DATA, huge), DO_REBASE_IMM_TIMES(1), DONE
+        const bad = Buffer.from([0x11, 0x20 | segs.findIndex(c => c.kind === 'segment' && c.f.segname === '__DATA'), 0xff, 0xff, 0x3f, 0x51, 0x00, 0x00])
+        const b = Buffer.from(t.image)
+        bad.copy(b, info.f.rebase_off)
+        assert.ok(problemsOf(b).some(x => /rebase entry targets segment \d+ offset 0x[0-9a-f]+ outside any segment/.test(x)), problemsOf(b).join('\n'))
+      })
+    }
+
     if (name.includes('chained')) {
       it('catches a stale seg_count', () => {
         const m = readMacho(t.image)
