@@ -3,7 +3,7 @@
  * (never into the repository) and removed at exit.
  */
 import {execFileSync, spawnSync} from 'node:child_process'
-import {existsSync, mkdtempSync, rmSync} from 'node:fs'
+import {existsSync, mkdtempSync, readdirSync, rmSync, statSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 
@@ -48,9 +48,29 @@ export function systemBinaries(): string[] {
 
 let built = false
 
-/** Build dist/ and the oclif manifest once, so that ./bin/run.js sees the current commands. */
+function newestSource(dir: string): number {
+  let newest = 0
+  for (const e of readdirSync(dir, {withFileTypes: true})) {
+    const p = join(dir, e.name)
+    newest = Math.max(newest, e.isDirectory() ? newestSource(p) : statSync(p).mtimeMs)
+  }
+  return newest
+}
+
+/**
+ * Build dist/ and the oclif manifest once, so that ./bin/run.js sees the current commands.
+ * Skipped when dist/ and the manifest are newer than every file of src/ (`npm test` has just
+ * built them in `pretest`).
+ */
 export function buildCli(): void {
   if (built) return
+  const inspect = join(ROOT, 'dist/commands/inspect.js')
+  const manifest = join(ROOT, 'oclif.manifest.json')
+  if (existsSync(inspect) && existsSync(manifest) &&
+      Math.min(statSync(inspect).mtimeMs, statSync(manifest).mtimeMs) > newestSource(join(ROOT, 'src'))) {
+    built = true
+    return
+  }
   // tsc exits non-zero for errors in files other helpers are editing; it still emits.
   spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], {cwd: ROOT, stdio: 'ignore'})
   const m = spawnSync('npx', ['oclif', 'manifest'], {cwd: ROOT, encoding: 'utf8'})
