@@ -100,6 +100,13 @@ describe('Jim Tcl host', function () {
       assert.notEqual(ra, rc)
     })
 
+    it('exec from stdin: the new image reads the rest of the input', () => {
+      const img = join(b.dir, 'tcl-stdin-exec')
+      const r = run(b.exe, [], {env, input: `set a 1\nimage save ${img} exec\nlist $a [image generation]\nincr a\n`})
+      assert.equal(r.status, 0, r.stderr)
+      assert.equal(r.stdout, '1\n1 1\n2\n')
+    })
+
     it('exec resumes the pending work in the new image; generation 2 from there', () => {
       const img1 = join(b.dir, 'tcl-exec-1')
       const img2 = join(b.dir, 'tcl-exec-2')

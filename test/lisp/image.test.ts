@@ -59,6 +59,15 @@ describe('bundled Lisp: save and restore', function () {
     assert.equal(run(img1, ['-p', 'n'], {env}).stdout, '1\n')
   })
 
+  it("'exec from the REPL: the new image reads the rest of stdin", () => {
+    const img = join(b.dir, 'repl-exec')
+    const input = `(define a 1)\n(save-image "${img}" 'exec)\n(list a (image-generation))\n(car 5)\n(+ a 1)\n`
+    const r = run(b.exe, [], {env, input})
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout, '(1 1)\n2\n')
+    assert.match(r.stderr, /error: car: not a pair: 5/)
+  })
+
   it('recovers from errors and collects garbage in a restored image', () => {
     const img = join(b.dir, 'repl-1')
     const save = run(b.exe, [WORLD, '-e', '(build-world 2000)', '-e', `(save-image "${img}" 'exit)`], {env})
