@@ -94,7 +94,9 @@ export function relayoutLinkedit(m: MachoFile, fileoff: bigint, vmaddr: bigint, 
     parts.push(old.subarray(oldCursor - oldStart, p.offset - oldStart))
     newOffsets.push(Number(fileoff) + p.offset - oldStart + shift)
     if (rep) {
-      const padded = Number(alignUp(BigInt(rep.length), 8n)), was = Number(alignUp(BigInt(p.size), 8n))
+      // The old piece owned its bytes up to the next piece (its alignment padding), never into it.
+      const next = pieces.find(q => q.offset > p.offset)?.offset ?? oldEnd
+      const padded = Number(alignUp(BigInt(rep.length), 8n)), was = Math.max(p.size, Math.min(Number(alignUp(BigInt(p.size), 8n)), next - p.offset))
       parts.push(rep, Buffer.alloc(padded - rep.length))
       oldCursor = Math.min(p.offset + was, oldEnd)
       shift += padded - (oldCursor - p.offset)
