@@ -59,9 +59,27 @@ struct imgdump_alloc_state {
   uint64_t bitmap[NBINS / 64];   /*   88 bit i set when bins[i] is non-empty */
   struct chunk *quick[NQUICK];   /*  120 singly linked through fd, LIFO */
   struct chunk *bins[NBINS];     /*  632 */
-};                               /* 2680 */
+  struct imgdump_tcache *tcaches; /* 2680 registry of the live threads' caches (in the heap) */
+  uint64_t reserved;             /* 2688 */
+};                               /* 2696 */
 
-_Static_assert(sizeof(struct imgdump_alloc_state) == 2680, "allocator state layout is a contract");
+_Static_assert(sizeof(struct imgdump_alloc_state) == 2696, "allocator state layout is a contract");
+
+/* Per-thread caches, used only while the process is multi-threaded: small chunks freed by
+ * a thread stay marked in use and go to its own cache (a heap chunk), reused without the
+ * lock. A walk of a live multi-threaded heap sees them as used; imgdump__alloc_lock (save,
+ * heap walk) flushes the caller's cache, thread exit and fork flush theirs, so a saved heap
+ * never holds cached chunks. */
+#define TC_MAX_SIZE 512ull
+#define TC_CLASSES 33 /* indexed size >> 4 */
+#define TC_FILL 16    /* chunks per class before half are spilled to the quick list */
+
+struct imgdump_tcache {
+  struct imgdump_tcache *next; /* registry link */
+  uint64_t n_malloc, n_free;   /* not yet merged into the state's counters */
+  uint32_t count[TC_CLASSES];
+  struct chunk *head[TC_CLASSES]; /* linked through fd; bk = this cache (double-free key) */
+};
 
 /* Offset of the allocator state in the header and the header size (first chunk offset). */
 #define IMGDUMP_ALLOC_STATE_OFFSET ((uint64_t)sizeof(struct imgdump_heap_header))

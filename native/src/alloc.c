@@ -53,7 +53,9 @@ void imgdump__unlock_word(uint32_t *w) {
 
 void imgdump__alloc_lock(void) {
   struct imgdump_heap_header *h = imgdump__heap();
-  if (h) imgdump__lock_word(&h->lock);
+  if (!h) return;
+  imgdump__tcache_release_self(); /* a save writes no chunk hidden in thread-local state */
+  imgdump__lock_word(&h->lock);
 }
 
 void imgdump__alloc_unlock(void) {
@@ -132,7 +134,8 @@ void imgdump__chunk_release(struct imgdump_heap_header *h, struct chunk *c) {
   }
   c->head = size | CH_PINUSE;
   next->prev_size = size;
-  next->head &= ~CH_PINUSE;
+  /* Atomic: next may be in use by a thread pushing it into its cache right now. */
+  __atomic_fetch_and(&next->head, ~CH_PINUSE, __ATOMIC_RELAXED);
   bin_insert(st, c, size);
 }
 
@@ -185,7 +188,7 @@ static struct chunk *take_binned(struct imgdump_heap_header *h, uint64_t nb) {
   uint64_t size = chunk_size(c);
   bin_unlink(st, c, size);
   c->head |= CH_CINUSE;
-  chunk_at(c, size)->head |= CH_PINUSE;
+  __atomic_fetch_or(&chunk_at(c, size)->head, CH_PINUSE, __ATOMIC_RELAXED);
   imgdump__chunk_trim(h, c, nb);
   return c;
 }
@@ -264,7 +267,7 @@ int imgdump__chunk_resize(struct imgdump_heap_header *h, struct chunk *c, uint64
     uint64_t ns = chunk_size(next);
     bin_unlink(st, next, ns); /* binned (free, not quick): absorb it, give back the excess */
     c->head = (size + ns) | (c->head & CH_FLAGS);
-    chunk_at(c, size + ns)->head |= CH_PINUSE;
+    __atomic_fetch_or(&chunk_at(c, size + ns)->head, CH_PINUSE, __ATOMIC_RELAXED);
     imgdump__chunk_trim(h, c, nb);
   } else {
     return 0;

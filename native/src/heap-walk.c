@@ -11,6 +11,16 @@ struct walk_ctx {
   uint64_t free_binned, free_quick, used;
 };
 
+static int check_quick(struct chunk *c, unsigned i, uint64_t lo, uint64_t hi, uint64_t *quick,
+                       struct walk_ctx *w) {
+  for (; c; c = c->fd) {
+    if ((uint64_t)c < lo || (uint64_t)c >= hi || chunk_size(c) != (uint64_t)i << 4) return -EINVAL;
+    if ((c->head & (CH_CINUSE | CH_QUICK)) != (CH_CINUSE | CH_QUICK)) return -EINVAL;
+    if (++*quick > w->free_quick) return -EINVAL;
+  }
+  return 0;
+}
+
 /* Checks one bin list: every member free, not quick, of a size belonging to this bin. */
 static int check_lists(struct imgdump_heap_header *h, struct walk_ctx *w) {
   struct imgdump_alloc_state *st = alloc_state(h);
@@ -26,11 +36,13 @@ static int check_lists(struct imgdump_heap_header *h, struct walk_ctx *w) {
     }
   }
   for (unsigned i = 0; i < NQUICK; i++)
-    for (struct chunk *c = st->quick[i]; c; c = c->fd) {
-      if ((uint64_t)c < lo || (uint64_t)c >= hi || chunk_size(c) != (uint64_t)i << 4) return -EINVAL;
-      if ((c->head & (CH_CINUSE | CH_QUICK)) != (CH_CINUSE | CH_QUICK)) return -EINVAL;
-      if (++quick > w->free_quick) return -EINVAL;
-    }
+    if (check_quick(st->quick[i], i, lo, hi, &quick, w) < 0) return -EINVAL;
+  for (struct imgdump_tcache *tc = st->tcaches; tc; tc = tc->next) /* other threads' caches */
+    for (unsigned i = 0; i < TC_CLASSES; i++)
+      for (struct chunk *c = tc->head[i]; c; c = c->fd)
+        if ((uint64_t)c < lo || (uint64_t)c >= hi || chunk_size(c) != (uint64_t)i << 4 ||
+            (c->head & (CH_CINUSE | CH_QUICK)) != CH_CINUSE)
+          return -EINVAL;
   return binned == w->free_binned && quick == w->free_quick ? 0 : -EINVAL;
 }
 

@@ -81,7 +81,10 @@ export const ALLOC_QUICK_OFFSET = 120
 export const ALLOC_BINS_OFFSET = 632
 export const N_QUICK = 64
 export const N_BINS = 256
-export const ALLOC_STATE_SIZE = 2680
+export const ALLOC_BINS_END = 2680
+/** Registry of per-thread caches (chunks parked there are QUICK, i.e. free, in the walk). */
+export const ALLOC_TCACHES_OFFSET = 2680
+export const ALLOC_STATE_SIZE = 2696
 
 /** Boundary tag at the start of every chunk; the payload starts right after it. */
 export const ChunkHeader = defineStruct('chunk header', [

@@ -43,6 +43,9 @@ export interface Libimgdump {
   writeRanges(fd: number, ranges: WriteRange[], generation: bigint): {rc: number; crcs: number[]; written: bigint}
   /** imgdump__heap_walk without a callback: 0 or a negative code. */
   checkHeap(): number
+  /** imgdump__alloc_lock / unlock, as a save brackets its writes (flushes this thread's cache). */
+  lock(): void
+  unlock(): void
 }
 
 let cached: Libimgdump | undefined
@@ -66,6 +69,8 @@ export function libimgdump(path: string = LIBIMGDUMP_SO): Libimgdump {
     crc: lib.func('uint32_t imgdump__crc32c(uint32_t crc, const uint8_t *p, size_t n)'),
     write: lib.func('int imgdump__write_ranges(int fd, const imgdump_write *w, size_t n, _Out_ uint32_t *crc, uint64_t gen, _Out_ uint64_t *written)'),
     walk: lib.func('int imgdump__heap_walk(void *fn, void *arg)'),
+    lock: lib.func('void imgdump__alloc_lock(void)'),
+    unlock: lib.func('void imgdump__alloc_unlock(void)'),
   }
   const address = (p: Pointer): bigint => (p === null ? 0n : BigInt(koffi.address(p)))
   cached = {
@@ -87,6 +92,8 @@ export function libimgdump(path: string = LIBIMGDUMP_SO): Libimgdump {
       return {rc, crcs: Array.from(crcs.subarray(0, ranges.length)), written: written[0]}
     },
     checkHeap: () => f.walk(null, null) as number,
+    lock: () => f.lock(),
+    unlock: () => f.unlock(),
   }
   void WriteStruct
   return cached
