@@ -35,7 +35,7 @@ describe('unexec cycle (kv runtime)', function () {
       assert.equal(restored.status, 0, restored.stderr)
       assert.equal(stateLine(restored.stdout), before)
       const lines = restored.stdout.trim().split('\n')
-      assert.deepEqual(lines.slice(1), ['world', 'value-1234-1522756', '7', 'via-saved-file', '1', '1'])
+      assert.deepEqual(lines.slice(1), ['world', 'value-1234-1522756', '7', 'via-saved-file', '1', '1', 'bye'], 'exit handlers run at the end')
     })
   }
 
@@ -52,7 +52,7 @@ describe('unexec cycle (kv runtime)', function () {
     }
     const last = runKv(current, ['gen', 'get g1', 'get g3', 'get g5', 'count'])
     assert.equal(last.status, 0, last.stderr)
-    assert.deepEqual(last.stdout.trim().split('\n'), ['5', 'v1', 'v3', 'v5', '5'])
+    assert.deepEqual(last.stdout.trim().split('\n'), ['5', 'v1', 'v3', 'v5', '5', 'bye'])
     // Images never accumulate layers: generation 5 is no bigger than generation 1 plus its heap growth.
     assert.ok(statSync(join(dir, 'chain-5.img')).size < statSync(join(dir, 'chain-1.img')).size * 2)
   })
@@ -61,9 +61,9 @@ describe('unexec cycle (kv runtime)', function () {
     const image = join(dir, 'exec.img')
     const r = runKv(join(out, 'kv-pie'), ['set a 1', `save ${image} exec`, 'gen', 'get a', 'set b 2', `save ${join(dir, 'exit.img')} exit`, 'gen'])
     assert.equal(r.status, 0, r.stderr)
-    assert.deepEqual(r.stdout.trim().split('\n'), ['1', '1'])
+    assert.deepEqual(r.stdout.trim().split('\n'), ['1', '1', 'bye'])
     const e = runKv(join(dir, 'exit.img'), ['gen', 'get a', 'get b'])
-    assert.deepEqual(e.stdout.trim().split('\n'), ['2', '1', '2'])
+    assert.deepEqual(e.stdout.trim().split('\n'), ['2', '1', '2', 'bye'])
   })
 
   it('start-up code over saved data: PIE pointer global, COPY-relocated environ, fn pointer, pending stdio', function () {
@@ -83,7 +83,7 @@ describe('unexec cycle (kv runtime)', function () {
     assert.equal(runKv(join(out, 'kv-nopie'), ['set x y', `save ${image}`]).status, 0)
     const r = runKv(image, ['grow 512', 'get x', 'fill 10000', 'count'])
     assert.equal(r.status, 0, r.stderr)
-    assert.deepEqual(r.stdout.trim().split('\n'), ['grown 512 MiB', 'y', '10001'])
+    assert.deepEqual(r.stdout.trim().split('\n'), ['grown 512 MiB', 'y', '10001', 'bye'])
   })
 
   it('restores with `ulimit -s unlimited` (legacy mmap layout) and when started directly unpinned', function () {
@@ -91,7 +91,7 @@ describe('unexec cycle (kv runtime)', function () {
     assert.equal(runKv(join(out, 'kv-pie'), ['set s t', `save ${image}`]).status, 0)
     const r = runKv(image, ['get s', 'gen'], {shellPrefix: 'ulimit -s unlimited;'})
     assert.equal(r.status, 0, r.stderr)
-    assert.deepEqual(r.stdout.trim().split('\n'), ['t', '1'])
+    assert.deepEqual(r.stdout.trim().split('\n'), ['t', '1', 'bye'])
   })
 
   it('the image is a valid executable: readelf is clean and gdb reads a saved global from the file', function () {
@@ -109,7 +109,7 @@ describe('unexec cycle (kv runtime)', function () {
     try {
       const image = join(dir, 'lib.img')
       assert.equal(runKv(join(own, 'kv-pie'), ['set a b', `save ${image}`]).status, 0)
-      assert.equal(runKv(image, ['kvx']).stdout.trim(), '1')
+      assert.equal(runKv(image, ['kvx']).stdout, '1\nbye\n')
       rebuildKvx(own, '2')
       const r = runKv(image, ['kvx', 'get a'])
       assert.notEqual(r.status, 0)
