@@ -100,6 +100,18 @@ describe('Jim Tcl host', function () {
       assert.notEqual(ra, rc)
     })
 
+    it('re-installs the signal dispositions Tcl had set (kept by libjim and the kernel, not the heap)', () => {
+      const img = join(b.dir, 'tcl-signal')
+      const save = run(b.exe, ['-e', 'signal handle SIGUSR1', '-e', 'signal ignore SIGUSR2', '-e', `image save ${img} exit`], {env})
+      assert.equal(save.status, 0, save.stderr)
+      const r = run(img, ['-e', 'list [signal handle] [signal ignore]',
+        '-e', 'list [catch -signal {kill SIGUSR1 [pid]; sleep 0.1} m] $m',
+        '-e', 'kill SIGUSR2 [pid]; sleep 0.1; list [signal check] alive'], {env})
+      assert.equal(r.status, 0, r.stderr)
+      // 5 = JIM_SIGNAL: the handled signal became a catchable Tcl condition.
+      assert.deepEqual(r.stdout.trim().split('\n'), ['SIGUSR1 SIGUSR2', '5 SIGUSR1', 'SIGUSR2 alive'])
+    })
+
     it('exec from stdin: the new image reads the rest of the input', () => {
       const img = join(b.dir, 'tcl-stdin-exec')
       const r = run(b.exe, [], {env, input: `set a 1\nimage save ${img} exec\nlist $a [image generation]\nincr a\n`})
