@@ -78,6 +78,17 @@ describe('unexec cycle (kv runtime)', function () {
     assert.match(r.stdout, /\nat-restore\n/)
   })
 
+  it('a registered region (imgdump_region) is saved and mapped back at its address', function () {
+    const image = join(dir, 'region.img')
+    const fresh = runKv(join(out, 'kv-pie'), ['region', 'region-sum', `save ${image}`])
+    assert.equal(fresh.status, 0, fresh.stderr)
+    assert.match(fresh.stdout, /region: 0\nregion-sum: (\d+)\n/)
+    const sum = /region-sum: (\d+)/.exec(fresh.stdout)![1]
+    const r = runKv(image, ['region-sum'])
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout, `region-sum: ${sum}\nbye\n`)
+  })
+
   it('a restored process grows its heap far beyond the saved size', function () {
     const image = join(dir, 'grow.img')
     assert.equal(runKv(join(out, 'kv-nopie'), ['set x y', `save ${image}`]).status, 0)
