@@ -152,6 +152,14 @@ describe('unexec cycle (kv runtime)', function () {
     assert.doesNotMatch(r.stdout, /q/)
   })
 
+  it('a statically linked runtime is refused with the reason, and keeps running', function () {
+    const r = runKv(join(out, 'kv-static'), ['set a b', `save ${join(dir, 'static.img')}`, 'get a'])
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, /save: -11 .*IMAGE_STATIC_UNSUPPORTED: .*statically linked/)
+    assert.match(r.stdout, /\nb\nbye\n$/)
+    assert.ok(!existsSync(join(dir, 'static.img')))
+  })
+
   it('a corrupted manifest is refused by the image itself', function () {
     const image = join(dir, 'corrupt.img')
     assert.equal(runKv(join(out, 'kv-nopie'), ['set c d', `save ${image}`]).status, 0)
