@@ -48,9 +48,15 @@ describe('bundled Lisp: save and restore', function () {
   it("'exec resumes the pending command line in the new image; generation 2 from there", () => {
     const img1 = join(b.dir, 'exec-1')
     const img2 = join(b.dir, 'exec-2')
-    const r = run(b.exe, ['-e', '(define n 1)', '-e', `(save-image "${img1}" 'exec)`, '-p', '(list n (image-generation))'], {env})
+    const t0 = process.hrtime.bigint()
+    const r = run(b.exe, ['-e', '(define n 1)', '-e', '(define t0 (clock-ms))', '-e', `(save-image "${img1}" 'exec)`,
+      '-p', '(list n (image-generation))', '-p', '(- (clock-ms) t0)'], {env})
+    const wallMs = Number(process.hrtime.bigint() - t0) / 1e6
     assert.equal(r.status, 0, r.stderr)
-    assert.equal(r.stdout, '(1 1)\n')
+    const [listed, elapsed] = r.stdout.trim().split('\n')
+    assert.equal(listed, '(1 1)')
+    // (clock-ms) is one clock across the exec: the elapsed time is positive and within the run.
+    assert.ok(Number(elapsed) > 0 && Number(elapsed) < wallMs, `elapsed ${elapsed} ms, run ${wallMs} ms`)
     const r2 = run(img1, ['-e', '(set! n 2)', '-e', `(save-image "${img2}" 'exit)`], {env})
     assert.equal(r2.status, 0, r2.stderr)
     const r3 = run(img2, ['-p', '(list n (image-generation))'], {env})
