@@ -258,3 +258,11 @@ export const CodeDirectory = defineStruct('CS_CodeDirectory', [
   {name: 'execSegLimit', kind: 'u64', doc: 'v0x20400: its size'},
   {name: 'execSegFlags', kind: 'u64', doc: 'v0x20400: CS_EXECSEG_*'},
 ] as const, 'be')
+
+export const Nlist64 = defineStruct('nlist_64', [
+  {name: 'n_strx', kind: 'u32', doc: 'offset of the name in the string table'},
+  {name: 'n_type', kind: 'u8', doc: 'N_STAB | N_PEXT | N_TYPE | N_EXT bits'},
+  {name: 'n_sect', kind: 'u8', doc: 'section ordinal (1-based) or NO_SECT'},
+  {name: 'n_desc', kind: 'u16', doc: 'library ordinal, reference type, flags'},
+  {name: 'n_value', kind: 'u64', doc: 'address or value'},
+] as const)

@@ -9,6 +9,7 @@ import {CPU_NAMES, LC} from './definitions.js'
 import {archName, pickSlice, readFat} from './fat.js'
 import {findCommand, type MachoFile, readFileRange, segmentCommands} from './model.js'
 import {commandName, isFat, readMacho} from './read.js'
+import {readExportsTrie, readSymbols} from './symbols.js'
 import {MANIFEST_SECTION, MANIFEST_SEGMENT} from './verify.js'
 
 const hex = (v: bigint | number): string => `0x${v.toString(16)}`
@@ -27,6 +28,8 @@ export interface MachoSliceDescription {
   chainedSegCount: number | null
   signature: {identifier: string; pageSize: number; codeLimit: number; slots: number; flags: string; cms: boolean} | null
   manifest: {generation: string; segments: number; payloads: number; runtimePath: string | null} | {error: string} | null
+  symbols: number | {error: string}
+  exports: number | {error: string}
 }
 export interface MachoDescription {format: 'mach-o' | 'fat'; size: number; slices: MachoSliceDescription[]}
 
@@ -71,7 +74,13 @@ function describeSlice(m: MachoFile, buf: Buffer): MachoSliceDescription {
       manifest = {generation: man.generation.toString(), segments: man.segments.length, payloads: man.payloads.length, runtimePath: man.runtimePath}
     } catch (e) { manifest = {error: (e as Error).message} }
   }
+  const count = (f: () => unknown[]): number | {error: string} => { try { return f().length } catch (e) { return {error: (e as Error).message} } }
+  const info = findCommand(m, 'dyld_info'), trie = findCommand(m, 'linkedit_data', LC.LC_DYLD_EXPORTS_TRIE)
+  const symbols = count(() => readSymbols(m))
+  const exports = count(() => readExportsTrie(info ? readFileRange(m, BigInt(info.f.export_off), BigInt(info.f.export_size))
+    : trie ? readFileRange(m, BigInt(trie.f.dataoff), BigInt(trie.f.datasize)) : Buffer.alloc(0)))
   return {
+    symbols, exports,
     format: 'mach-o', arch: CPU_NAMES[m.header.cputype] ?? archName(m.header.cputype), filetype: m.header.filetype, flags: hex(m.header.flags),
     commands: m.commands.map(c => ({name: commandName(c.f.cmd), cmdsize: c.f.cmdsize, detail: commandDetail(c)})),
     segments: segmentCommands(m).map(s => ({name: s.f.segname, vmaddr: hex(s.f.vmaddr), vmsize: hex(s.f.vmsize), fileoff: hex(s.f.fileoff),
@@ -94,6 +103,8 @@ export function renderMachoText(path: string, d: MachoDescription): string {
       (s.chainedSegCount !== null ? ` (seg_count ${s.chainedSegCount})` : ''))
     for (const g of s.segments) lines.push(`    ${g.name.padEnd(16)} ${g.vmaddr.padStart(18)} ${g.vmsize.padStart(12)} file ${g.fileoff}+${g.filesize} ${g.prot} ${g.sections.join(' ')}`)
     for (const l of s.libraries) lines.push(`    library ${l}`)
+    const n = (v: number | {error: string}) => (typeof v === 'number' ? String(v) : v.error)
+    lines.push(`    symbols: ${n(s.symbols)}, exports: ${n(s.exports)}`)
     lines.push(s.signature ? `    signature: ad-hoc${s.signature.cms ? ' + CMS' : ''}, identifier ${s.signature.identifier}, ${s.signature.slots} pages of ${s.signature.pageSize}` : '    signature: none')
     if (s.manifest) lines.push('error' in s.manifest ? `    manifest: ${s.manifest.error}` : `    manifest: generation ${s.manifest.generation}, ${s.manifest.segments} segments, ${s.manifest.payloads} payloads`)
   }

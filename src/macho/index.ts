@@ -8,3 +8,4 @@ export {parseSignature, readSignature, verifySignature, stripSignature, signAdho
 export {editMacho, insertSegments, repointSegment, commandBytesNeeded, type NewSegment, type Repoint, type EditPlan} from './edit-segments.js'
 export {verifyMachoImage, MANIFEST_SEGMENT, MANIFEST_SECTION, type VerifyOptions, type VerifyResult} from './verify.js'
 export {describeMacho, renderMachoText, type MachoDescription} from './describe.js'
+export {readSymbols, readExportsTrie} from './symbols.js'

@@ -14,7 +14,8 @@ import {checkFixups, checkLayout, verifyMachoImage} from '../../src/macho/verify
 import {writeMacho} from '../../src/macho/write.js'
 import {decodeBind, decodeLazyBind, decodeRebase, encodeBind, encodeRebase} from '../../src/macho/dyld-opcodes.js'
 import {describeMacho, renderMachoText} from '../../src/macho/describe.js'
-import {chainedFixups, FIXTURES, fixtureNames, npmMacho, objdump, opensslPageHashes, otoolCommands, otoolSegments, readFixture, storedPageHashes} from './judges.js'
+import {readExportsTrie, readSymbols} from '../../src/macho/symbols.js'
+import {chainedFixups, FIXTURES, fixtureNames, npmMacho, objdump, opensslPageHashes, otoolCommands, otoolSegments, readFixture, run, sectionBytes, storedPageHashes} from './judges.js'
 
 const names = fixtureNames()
 
@@ -72,6 +73,26 @@ describe('Mach-O model', () => {
         const ours = findCommand(m, 'symtab')!
         assert.equal(ours.f.symoff, Number(sym.fields.symoff))
         assert.equal(ours.f.stroff, Number(sym.fields.stroff))
+      })
+
+      it('reads symbols like llvm-nm-16, exports like llvm-objdump-16 --exports-trie, section bytes like -s', () => {
+        const m = readMacho(buf)
+        const nm = run('llvm-nm-16', ['-a', '-p', file]).trim().split('\n').map(l => { const p = l.trim().split(/\s+/); return [p.length === 3 ? BigInt('0x' + p[0]) : null, p[p.length - 1]] })
+        const ours = readSymbols(m).map(s => [(s.n_type & 0x0e) === 0 ? null : s.n_value, s.name])
+        assert.deepEqual(ours, nm)
+        const di = findCommand(m, 'dyld_info')
+        const et = findCommand(m, 'linkedit_data', LC.LC_DYLD_EXPORTS_TRIE)
+        const trie = di ? readFileRange(m, BigInt(di.f.export_off), BigInt(di.f.export_size)) : readFileRange(m, BigInt(et!.f.dataoff), BigInt(et!.f.datasize))
+        const base = segmentCommands(m).find(s => s.f.segname === '__TEXT')!.f.vmaddr
+        const exports = readExportsTrie(trie).map(e => `0x${(base + e.address!).toString(16).toUpperCase()}  ${e.name}`)
+        const judge = objdump(file, '--exports-trie').split('\n').filter(l => /^0x/.test(l)).map(l => l.replace(/^0x([0-9a-fA-F]+)/, (_, h) => `0x${h.toUpperCase()}`))
+        assert.deepEqual([...exports].sort(), [...judge].sort()) // llvm-objdump lists a node's children before the node
+        assert.ok(exports.length >= 10)
+        const sections = sectionBytes(file)
+        for (const s of segmentCommands(m).flatMap(x => x.sections)) {
+          if (s.offset === 0) continue
+          assert.ok(readFileRange(m, BigInt(s.offset), s.size).equals(sections.get(`${s.segname},${s.sectname}`)!), `${s.segname},${s.sectname}`)
+        }
       })
 
       it('agrees with the npm macho parser (except its fileoff)', () => {
