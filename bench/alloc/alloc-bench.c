@@ -2,7 +2,7 @@
  * alloc-bench.c — allocator workloads for bench/alloc/run.js. One workload per process, so
  * the peak RSS printed (getrusage ru_maxrss) is the workload's own.
  *   usage: alloc-bench churn|cons|realloc|threads [scale]
- * Prints: "<workload> ops=<n> seconds=<s> maxrss_kb=<k> check=<x>".
+ * Prints: "<workload> ops=<n> seconds=<wall> cpu=<user+sys> maxrss_kb=<k> check=<x>".
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -149,6 +149,9 @@ int main(int argc, char **argv) {
   double t = now() - t0;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("%s ops=%ld seconds=%.4f maxrss_kb=%ld check=%llu\n", w, ops, t, ru.ru_maxrss, (unsigned long long)check);
+  double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+               (double)ru.ru_stime.tv_usec * 1e-6;
+  printf("%s ops=%ld seconds=%.4f cpu=%.4f maxrss_kb=%ld check=%llu\n", w, ops, t, cpu, ru.ru_maxrss,
+         (unsigned long long)check);
   return 0;
 }

@@ -2,8 +2,10 @@
 // bench/alloc: libimgdump's allocator against glibc malloc and mimalloc on mixed workloads
 // (small-object churn, Lisp-like conses, large realloc growth, 4-thread churn). Each
 // workload runs in its own process (its own peak RSS), allocators interleaved round by
-// round so machine noise hits all alike; the best time and the lowest peak RSS of the
-// rounds are compared. Targets (DESIGN §8): throughput >= 0.8x glibc, peak RSS <= 1.2x.
+// round so machine noise hits all alike; the best wall time, the best CPU time (user+sys)
+// and the lowest peak RSS of the rounds are compared. Throughput is judged on CPU time:
+// on a shared 2-core VM the wall clock mostly measures the neighbours. Targets (DESIGN §8):
+// throughput >= 0.8x glibc, peak RSS <= 1.2x.
 //   env: BENCH_ROUNDS (default 3), BENCH_SCALE (default 1), --json for machine output.
 import {spawnSync} from 'node:child_process'
 import {existsSync, mkdtempSync, rmSync} from 'node:fs'
@@ -41,9 +43,9 @@ function build(dir) {
 
 function runOnce(exe, workload) {
   const out = sh(exe, [workload, scale])
-  const m = /seconds=([\d.]+) maxrss_kb=(\d+)/.exec(out)
+  const m = /seconds=([\d.]+) cpu=([\d.]+) maxrss_kb=(\d+)/.exec(out)
   if (!m) throw new Error(`unexpected output from ${exe}: ${out}`)
-  return {seconds: Number(m[1]), rssKb: Number(m[2])}
+  return {seconds: Number(m[1]), cpu: Number(m[2]), rssKb: Number(m[3])}
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'imgdump-bench-alloc-'))
@@ -55,9 +57,9 @@ try {
     best[w] = {}
     for (let r = 0; r < rounds; r++)
       for (const n of names) {
-        const {seconds, rssKb} = runOnce(exes[n], w)
-        const b = best[w][n] ?? {seconds: Infinity, rssKb: Infinity}
-        best[w][n] = {seconds: Math.min(b.seconds, seconds), rssKb: Math.min(b.rssKb, rssKb)}
+        const {seconds, cpu, rssKb} = runOnce(exes[n], w)
+        const b = best[w][n] ?? {seconds: Infinity, cpu: Infinity, rssKb: Infinity}
+        best[w][n] = {seconds: Math.min(b.seconds, seconds), cpu: Math.min(b.cpu, cpu), rssKb: Math.min(b.rssKb, rssKb)}
       }
   }
   const rows = workloads.map((w) => {
@@ -65,7 +67,8 @@ try {
     const row = {workload: w}
     for (const n of names) {
       row[n] = best[w][n]
-      row[`${n}Throughput`] = g.seconds / best[w][n].seconds
+      row[`${n}Throughput`] = g.cpu / best[w][n].cpu
+      row[`${n}WallThroughput`] = g.seconds / best[w][n].seconds
       row[`${n}Rss`] = best[w][n].rssKb / g.rssKb
     }
     row.ok = row.libimgdumpThroughput >= 0.8 && row.libimgdumpRss <= 1.2
@@ -75,11 +78,11 @@ try {
     console.log(JSON.stringify({rounds, scale: Number(scale), rows}, null, 2))
   } else {
     const f = (x) => x.toFixed(2)
-    console.log(`allocator bench: best of ${rounds} rounds, scale ${scale}; ratios vs glibc (throughput: higher is better; RSS: lower)`)
-    const head = ['workload', ...names.map((n) => `${n} s`), ...names.map((n) => `${n} MiB`), 'imgdump thr', 'imgdump rss',
+    console.log(`allocator bench: best of ${rounds} rounds, scale ${scale}; ratios vs glibc (thr = throughput by CPU time, wall = by wall clock: higher is better; rss: lower)`)
+    const head = ['workload', ...names.map((n) => `${n} cpu s`), ...names.map((n) => `${n} MiB`), 'imgdump thr', 'imgdump wall', 'imgdump rss',
       ...(exes.mimalloc ? ['mimalloc thr', 'mimalloc rss'] : []), 'target']
-    const lines = rows.map((r) => [r.workload, ...names.map((n) => r[n].seconds.toFixed(3)), ...names.map((n) => (r[n].rssKb / 1024).toFixed(1)),
-      f(r.libimgdumpThroughput), f(r.libimgdumpRss), ...(exes.mimalloc ? [f(r.mimallocThroughput), f(r.mimallocRss)] : []),
+    const lines = rows.map((r) => [r.workload, ...names.map((n) => r[n].cpu.toFixed(3)), ...names.map((n) => (r[n].rssKb / 1024).toFixed(1)),
+      f(r.libimgdumpThroughput), f(r.libimgdumpWallThroughput), f(r.libimgdumpRss), ...(exes.mimalloc ? [f(r.mimallocThroughput), f(r.mimallocRss)] : []),
       r.ok ? 'ok' : 'MISS'])
     const widths = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
     for (const l of [head, ...lines]) console.log(l.map((c, i) => c.padStart(widths[i])).join('  '))

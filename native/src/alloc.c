@@ -219,9 +219,12 @@ struct chunk *imgdump__take_chunk(struct imgdump_heap_header *h, uint64_t nb, ui
   }
   struct chunk *c = take_binned(h, nb);
   if (c) return c;
-  /* Parked quick chunks may coalesce into a fit; worth it before touching new memory when
-   * they are plentiful, and always before growing. */
-  if (st->quick_bytes && (st->quick_bytes >= nb || st->top + nb + CH_HDR > h->committed)) {
+  /* Parked quick chunks may coalesce into a fit. Not for every small miss (that would
+   * scatter the warm LIFO reuse, as glibc keeps fastbins for small requests): for a large
+   * request they could serve, when they hold a large share of the heap, or before growing. */
+  if (st->quick_bytes &&
+      ((nb >= LARGE_MIN && st->quick_bytes >= nb) || st->quick_bytes > (st->in_use_bytes >> 2) + (256u << 10) ||
+       st->top + nb + CH_HDR > h->committed)) {
     imgdump__quick_consolidate(h);
     c = take_binned(h, nb);
     if (c) return c;
