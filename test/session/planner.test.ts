@@ -13,8 +13,8 @@ function runPeer(args: string[], childFd: number, env: NodeJS.ProcessEnv = {}): 
   closeFd(childFd)
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (d) => (stdout += d))
-  child.stderr.on('data', (d) => (stderr += d))
+  child.stdout!.on('data', (d) => (stdout += d))
+  child.stderr!.on('data', (d) => (stderr += d))
   return new Promise((resolve) => child.on('close', (status) => resolve({status, stdout, stderr})))
 }
 

@@ -63,9 +63,16 @@ describe('imgdump run / sessions / save (CLI, C stand-in runtime)', () => {
     assert.match(r.stderr, /cannot start \/nonexistent\/runtime/)
   })
 
-  it('lists a running session, forwards SIGTERM to it (exit 143), then cleans up', async () => {
+  afterEach(function () {
+    const c = this.currentTest?.ctx?.cleanup as (() => void) | undefined
+    c?.()
+    if (this.currentTest?.ctx) this.currentTest.ctx.cleanup = undefined
+  })
+
+  it('lists a running session, forwards SIGTERM to it (exit 143), then cleans up', async function () {
     const orch = spawn(process.execPath, [cliPath, 'run', '--name', 'listed', '--', peerBinary(), 'wait'],
       {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'inherit']})
+    this.test!.ctx!.cleanup = () => { if (orch.exitCode === null) orch.kill('SIGKILL') }
     await waitForLine(orch, /^ready$/)
     const r = cli(['sessions', '--json'], env)
     assert.equal(r.status, 0, r.stderr)
@@ -127,6 +134,12 @@ describe('imgdump run / sessions / save (CLI, C stand-in runtime)', () => {
       runtime = await spawned
       await waitForLine(runtime, /^ready$/)
       process.env.XDG_RUNTIME_DIR = previous
+    })
+
+    after(async () => {
+      // A failed test must not leave the stand-in runtime (and so this run) hanging.
+      if (runtime && runtime.exitCode === null && runtime.signalCode === null) runtime.kill('SIGKILL')
+      await result?.catch(() => undefined)
     })
 
     it('saves at the runtime safepoint and reports size, pages, time', async () => {
