@@ -74,9 +74,24 @@ static void *allocate(size_t n, size_t align, int zero) {
     return NULL;
   }
   struct imgdump_alloc_state *st = alloc_state(h);
-  /* The quick-list pop reads the head chunk's link: fetch that line before taking the
-   * lock so the miss is not paid inside the critical section (a racy peek; only a hint). */
-  if (nb <= QUICK_MAX) __builtin_prefetch(__atomic_load_n(&st->quick[nb >> 4], __ATOMIC_RELAXED));
+  if (nb <= QUICK_MAX && align <= 16) {
+    /* The quick-list pop reads the head chunk's link: fetch that line before taking the
+     * lock so the miss is not paid inside the critical section (a racy peek: a hint). */
+    __builtin_prefetch(__atomic_load_n(&st->quick[nb >> 4], __ATOMIC_RELAXED));
+    imgdump__lock_word(&h->lock);
+    struct chunk *c = st->quick[nb >> 4];
+    if (c) { /* the common case, inline */
+      st->quick[nb >> 4] = c->fd;
+      c->head &= ~CH_QUICK;
+      st->quick_bytes -= nb;
+      st->in_use_bytes += nb;
+      st->n_malloc++;
+      if (st->in_use_bytes > st->peak_in_use) st->peak_in_use = st->in_use_bytes;
+      imgdump__unlock_word(&h->lock);
+      return zero ? memset(chunk_to_mem(c), 0, n) : chunk_to_mem(c);
+    }
+    imgdump__unlock_word(&h->lock);
+  }
   for (;;) {
     uint64_t need = 0;
     imgdump__lock_word(&h->lock);
@@ -125,8 +140,19 @@ static void release(void *p) {
   if ((head & (CH_CINUSE | CH_QUICK)) != CH_CINUSE || ((uint64_t)p & 15)) corrupt("free");
   if (!__libc_single_threaded && (head & ~CH_FLAGS) <= TC_MAX_SIZE && imgdump__tcache_free(h, c, head & ~CH_FLAGS))
     return;
+  uint64_t size = head & ~CH_FLAGS;
+  struct imgdump_alloc_state *st = alloc_state(h);
   imgdump__lock_word(&h->lock);
-  imgdump__chunk_free(h, c);
+  if (size <= QUICK_MAX) { /* the common case, inline (as imgdump__chunk_free) */
+    c->fd = st->quick[size >> 4];
+    st->quick[size >> 4] = c;
+    c->head |= CH_QUICK;
+    st->quick_bytes += size;
+    st->in_use_bytes -= size;
+    st->n_free++;
+  } else {
+    imgdump__chunk_free(h, c);
+  }
   imgdump__unlock_word(&h->lock);
 }
 

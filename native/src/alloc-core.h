@@ -24,8 +24,31 @@ static inline uint64_t request_size(size_t n) {
   return s < CH_MIN ? CH_MIN : s;
 }
 
-HIDDEN void imgdump__lock_word(uint32_t *w);
-HIDDEN void imgdump__unlock_word(uint32_t *w);
+#include <sys/single_threaded.h>
+
+HIDDEN void imgdump__lock_slow(uint32_t *w);
+HIDDEN void imgdump__unlock_wake(uint32_t *w);
+HIDDEN void imgdump__lock_reentered(void) __attribute__((noreturn));
+
+/* The allocator lock (the header's lock word): a futex mutex, two plain stores while the
+ * process is single-threaded (glibc's __libc_single_threaded). Inline: it is on every path. */
+static inline void imgdump__lock_word(uint32_t *w) {
+  if (__libc_single_threaded) {
+    if (__builtin_expect(*w != 0, 0)) imgdump__lock_reentered();
+    *w = 1;
+    return;
+  }
+  uint32_t z = 0;
+  if (!__atomic_compare_exchange_n(w, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) imgdump__lock_slow(w);
+}
+
+static inline void imgdump__unlock_word(uint32_t *w) {
+  if (__libc_single_threaded) {
+    *w = 0;
+    return;
+  }
+  if (__atomic_exchange_n(w, 0, __ATOMIC_RELEASE) == 2) imgdump__unlock_wake(w);
+}
 
 /* A chunk of exactly >= nb bytes marked in use, or NULL with *need = the address up to
  * which the heap must be committed for the request to fit at top. */

@@ -11,14 +11,13 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/single_threaded.h>
 
 #include "alloc-core.h"
 #include "os.h"
 
 /* ---- the lock ---- */
 
-static void lock_slow(uint32_t *w) {
+void imgdump__lock_slow(uint32_t *w) {
   for (int i = 0; i < 64; i++) {
     __builtin_ia32_pause();
     uint32_t z = 0;
@@ -30,25 +29,11 @@ static void lock_slow(uint32_t *w) {
   while (__atomic_exchange_n(w, 2, __ATOMIC_ACQUIRE) != 0) imgdump__os_futex_wait(w, 2);
 }
 
-void imgdump__lock_word(uint32_t *w) {
-  if (__libc_single_threaded) {
-    if (*w) {
-      imgdump__os_stderr("imgdump: allocator re-entered (malloc from a signal handler or hook?)\n");
-      __builtin_trap();
-    }
-    *w = 1;
-    return;
-  }
-  uint32_t z = 0;
-  if (!__atomic_compare_exchange_n(w, &z, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) lock_slow(w);
-}
+void imgdump__unlock_wake(uint32_t *w) { imgdump__os_futex_wake(w, 1); }
 
-void imgdump__unlock_word(uint32_t *w) {
-  if (__libc_single_threaded) {
-    *w = 0;
-    return;
-  }
-  if (__atomic_exchange_n(w, 0, __ATOMIC_RELEASE) == 2) imgdump__os_futex_wake(w, 1);
+void imgdump__lock_reentered(void) {
+  imgdump__os_stderr("imgdump: allocator re-entered (malloc from a signal handler or hook?)\n");
+  __builtin_trap();
 }
 
 void imgdump__alloc_lock(void) {
