@@ -9,6 +9,7 @@ import {openSync, readSync, closeSync} from 'node:fs'
 import {ioError} from '../errors.js'
 import {MachoError} from '../macho/errors.js'
 import {signAdhoc, stripSignature, noRoom} from '../macho/code-signature.js'
+import {linkeditSegment, relayoutLinkedit} from '../macho/linkedit-layout.js'
 import {commandBytesNeeded, insertSegments, type NewSegment, type Repoint, repointSegment} from '../macho/edit-segments.js'
 import {readFat, pickSlice} from '../macho/fat.js'
 import {alignUp} from '../macho/field-table.js'
@@ -27,7 +28,13 @@ export interface MachoSegmentPlacement {name: string; address: bigint; memSize: 
  * everything before the first section (header, load commands, header room) and the old
  * __LINKEDIT through the original end — for the manifest's undo log (images/README.md).
  */
-export interface MachoImageLayout {segments: MachoSegmentPlacement[]; undo: {fileOffset: bigint; original: Buffer}[]; originalSize: bigint}
+export interface MachoImageLayout {
+  segments: MachoSegmentPlacement[]
+  undo: {fileOffset: bigint; original: Buffer}[]
+  originalSize: bigint
+  /** undo ranges not covered by a new segment's bytes: the manifest's `patched` payloads (images/README.md) */
+  patched: {fileOffset: bigint; length: bigint}[]
+}
 export interface MachoImageOptions {
   /** fat runtimes: the slice to build from */
   arch?: string
@@ -60,40 +67,94 @@ function loadPayload(p: PayloadSourceSpec): Buffer {
   return out
 }
 
-/** Build the image; `manifest` may be a function of the final layout (its own size does not move the segments). */
-export function buildMachoImageDetailed(runtime: Buffer, segments: MachoImageSegment[],
-  manifest: Buffer | ((layout: MachoImageLayout) => Buffer), opts: MachoImageOptions = {}): MachoImageResult {
+/**
+ * The manifest is either final bytes or a function of the layout. As a function it is called
+ * twice: first with `draft` null (only its size matters: the size moves nothing but
+ * __LINKEDIT), then with a draft image whose bytes equal the final image everywhere except the
+ * manifest and __LINKEDIT, so it can checksum `layout.patched` ranges; both calls must return
+ * the same size.
+ */
+export type ManifestSource = Buffer | ((layout: MachoImageLayout, draft: Buffer | null) => Buffer)
+
+interface Prepared {thin: Buffer; heapSegs: NewSegment[]; page: bigint}
+
+function manifestSegment(payload: Buffer, address: bigint, page: bigint): NewSegment {
+  return {name: MANIFEST_SEGMENT, address, memSize: alignUp(BigInt(payload.length || 1), page), payload,
+    sections: [{sectname: MANIFEST_SECTION, addr: address, size: BigInt(payload.length), align: 3}], initprot: 1, maxprot: 1}
+}
+
+/** Ranges of `whole` not covered by `holes` (both lists of [start, end)). */
+function uncovered(whole: [bigint, bigint][], holes: [bigint, bigint][]): {fileOffset: bigint; length: bigint}[] {
+  const out: {fileOffset: bigint; length: bigint}[] = []
+  for (const [a, z] of whole) {
+    let cur = a
+    for (const [h0, h1] of [...holes].sort((x, y) => (x[0] < y[0] ? -1 : 1))) {
+      if (h1 <= cur || h0 >= z) continue
+      if (h0 > cur) out.push({fileOffset: cur, length: h0 - cur})
+      cur = h1 > cur ? h1 : cur
+    }
+    if (cur < z) out.push({fileOffset: cur, length: z - cur})
+  }
+  return out
+}
+
+/** One deterministic build from the runtime: same inputs and manifest size give the same layout. */
+function assemble(p: Prepared, manifest: (layout: MachoImageLayout) => Buffer, opts: MachoImageOptions): MachoImageResult {
+  const m = readMacho(p.thin)
+  const oldLinkedit = segmentCommands(m).find(s => s.f.segname === '__LINKEDIT')
+  const originalSize = BigInt(p.thin.length)
+  const undo = [{fileOffset: 0n, original: Buffer.from(p.thin.subarray(0, firstSectionOffset(m)))}]
+  if (oldLinkedit) undo.push({fileOffset: oldLinkedit.f.fileoff, original: Buffer.from(p.thin.subarray(Number(oldLinkedit.f.fileoff)))})
+  const stripped = stripSignature(m)
+  let droppedFixups = 0
+  for (const r of opts.repoint ?? []) droppedFixups += repointSegment(m, r)
+  insertSegments(m, p.heapSegs)
+  const named = (n: string) => p.heapSegs.some(h => h.name === n) || (opts.repoint ?? []).some(r => r.segment === n)
+  const placed = segmentCommands(m).filter(s => named(s.f.segname))
+  // The manifest cannot checksum itself: keep it past every byte the undo log restores.
+  const le = linkeditSegment(m)
+  if (le.f.fileoff < originalSize) relayoutLinkedit(m, alignUp(originalSize, p.page), le.f.vmaddr)
+  const layout: MachoImageLayout = {
+    segments: placed.map(s => ({name: s.f.segname, address: s.f.vmaddr, memSize: s.f.vmsize, fileOffset: s.f.fileoff, fileSize: s.f.filesize})),
+    undo, originalSize,
+    patched: uncovered(undo.map(u => [u.fileOffset, u.fileOffset + BigInt(u.original.length)]),
+      placed.filter(s => s.f.filesize > 0n).map(s => [s.f.fileoff, s.f.fileoff + s.f.filesize])),
+  }
+  const manifestBytes = manifest(layout)
+  const top = segmentCommands(m).filter(s => s.f.segname !== '__LINKEDIT').reduce((e, s) => (s.f.vmaddr + s.f.vmsize > e ? s.f.vmaddr + s.f.vmsize : e), 0n)
+  insertSegments(m, [manifestSegment(manifestBytes, opts.manifestAddress ?? alignUp(top, p.page), p.page)])
+  signAdhoc(m, {identifier: stripped.identifier ?? opts.identifier ?? 'imgdump-image', pageSizeLog2: stripped.pageSizeLog2})
+  return {image: writeMacho(m), layout, warnings: stripped.warnings, droppedFixups}
+}
+
+export function buildMachoImageDetailed(runtime: Buffer, segments: MachoImageSegment[], manifest: ManifestSource,
+  opts: MachoImageOptions = {}): MachoImageResult {
   const thin = isFat(runtime) ? pickSlice(readFat(runtime), opts.arch).bytes : runtime
   const m = readMacho(thin)
   const page = pageSizeFor(m.header.cputype)
   const signed = findCommand(m, 'linkedit_data', LC.LC_CODE_SIGNATURE) !== undefined
   const heapSegs: NewSegment[] = segments.map(s => ({name: s.name, address: s.address, memSize: s.memSize, payload: loadPayload(s.payload)}))
-  const manifestSeg = (payload: Buffer, address: bigint): NewSegment => ({name: MANIFEST_SEGMENT, address, memSize: alignUp(BigInt(payload.length || 1), page),
-    payload, sections: [{sectname: MANIFEST_SECTION, addr: address, size: BigInt(payload.length), align: 3}], initprot: 1, maxprot: 1})
-  // Refuse before touching anything if the load commands will not fit.
-  const need = loadCommandsEnd(m) - (signed ? 16 : 0) + commandBytesNeeded([...heapSegs, manifestSeg(Buffer.alloc(0), 0n)], true)
+  // Refuse before doing anything if the load commands will not fit.
+  const need = loadCommandsEnd(m) - (signed ? 16 : 0) + commandBytesNeeded([...heapSegs, manifestSegment(Buffer.alloc(0), 0n, page)], true)
   if (need > firstSectionOffset(m)) throw noRoom(need, firstSectionOffset(m))
-  const oldLinkedit = segmentCommands(m).find(s => s.f.segname === '__LINKEDIT')
-  const undo = [{fileOffset: 0n, original: Buffer.from(thin.subarray(0, firstSectionOffset(m)))}]
-  if (oldLinkedit) undo.push({fileOffset: oldLinkedit.f.fileoff, original: Buffer.from(thin.subarray(Number(oldLinkedit.f.fileoff)))})
-  const stripped = stripSignature(m)
-  let droppedFixups = 0
-  for (const r of opts.repoint ?? []) droppedFixups += repointSegment(m, r)
-  insertSegments(m, heapSegs)
-  const layout: MachoImageLayout = {segments: segmentCommands(m).filter(s => heapSegs.some(h => h.name === s.f.segname) || (opts.repoint ?? []).some(r => r.segment === s.f.segname))
-    .map(s => ({name: s.f.segname, address: s.f.vmaddr, memSize: s.f.vmsize, fileOffset: s.f.fileoff, fileSize: s.f.filesize})),
-  undo, originalSize: BigInt(thin.length)}
-  const manifestBytes = typeof manifest === 'function' ? manifest(layout) : manifest
-  const top = segmentCommands(m).filter(s => s.f.segname !== '__LINKEDIT').reduce((e, s) => (s.f.vmaddr + s.f.vmsize > e ? s.f.vmaddr + s.f.vmsize : e), 0n)
-  insertSegments(m, [manifestSeg(manifestBytes, opts.manifestAddress ?? alignUp(top, page))])
-  signAdhoc(m, {identifier: stripped.identifier ?? opts.identifier ?? 'imgdump-image', pageSizeLog2: stripped.pageSizeLog2})
-  const image = writeMacho(m)
-  const check = verifyMachoImage(image, {requireSignature: true})
+  const p: Prepared = {thin, heapSegs, page}
+  let result: MachoImageResult
+  if (typeof manifest === 'function') {
+    let firstSize = -1
+    const draft = assemble(p, layout => { const b = manifest(layout, null); firstSize = b.length; return b }, opts)
+    const size = draft.image.length
+    result = assemble(p, layout => {
+      const bytes = manifest(layout, draft.image)
+      if (bytes.length !== firstSize) throw new MachoError('write', 'MACHO_BAD_LAYOUT', `the manifest changed size between its two passes (${firstSize} → ${bytes.length})`)
+      return bytes
+    }, opts)
+    if (result.image.length !== size) throw new Error('internal: Mach-O image layout changed between passes')
+  } else result = assemble(p, () => manifest, opts)
+  const check = verifyMachoImage(result.image, {requireSignature: true})
   if (!check.ok) throw new MachoError('write', 'MACHO_BAD_LAYOUT', `the written image fails its layout check: ${check.problems.join('; ')}`)
-  return {image, layout, warnings: stripped.warnings, droppedFixups}
+  return result
 }
 
-export function buildMachoImage(runtime: Buffer, segments: MachoImageSegment[],
-  manifest: Buffer | ((layout: MachoImageLayout) => Buffer), opts: MachoImageOptions = {}): Buffer {
+export function buildMachoImage(runtime: Buffer, segments: MachoImageSegment[], manifest: ManifestSource, opts: MachoImageOptions = {}): Buffer {
   return buildMachoImageDetailed(runtime, segments, manifest, opts).image
 }

@@ -144,6 +144,17 @@ export function checkManifest(m: MachoFile, buf: Buffer): string[] {
       if (crc !== p.crc32c) problems.push(`manifest payload at ${p.fileOffset}+${p.length}: CRC32C 0x${crc.toString(16)} != recorded 0x${p.crc32c.toString(16)}`)
     }
     if (man.originalSize > 0n) problems.push(...checkUndo(buf, man))
+    for (let i = 1; i < man.payloads.length; i++) {
+      const a = man.payloads[i - 1], b = man.payloads[i]
+      if (b.fileOffset < a.fileOffset + a.length) problems.push(`manifest payloads at ${a.fileOffset} and ${b.fileOffset} are unsorted or overlap`)
+    }
+    for (const u of man.undo) {
+      // images/README.md: every byte an undo record restores is covered by a payload.
+      let cur = u.fileOffset
+      const end = u.fileOffset + BigInt(u.original.length)
+      for (const p of man.payloads) if (p.fileOffset <= cur && p.fileOffset + p.length > cur) cur = p.fileOffset + p.length
+      if (cur < end) problems.push(`manifest undo range ${u.fileOffset}+${u.original.length} not covered by payloads from ${cur}`)
+    }
     for (const s of man.segments) {
       const seg = segmentCommands(m).find(x => x.f.vmaddr === s.address)
       if (!seg) problems.push(`manifest segment at ${hex(s.address)} has no LC_SEGMENT_64`)

@@ -34,6 +34,13 @@ for (const name of ['arm64-chained-signed-pad', 'x86_64-classic-unsigned-pad']) 
       assert.ok(p.some(x => /page \d+ .* hash mismatch/.test(x)), p.join('\n'))
     })
 
+    it('catches a damaged byte the undo log restores (patched payload CRC)', () => {
+      const b = Buffer.from(t.image)
+      b[40] ^= 0x80 // inside the load commands, restored by the undo log
+      const p = problemsOf(b)
+      assert.ok(p.some(x => /manifest payload at 0\+\d+: CRC32C/.test(x)), p.join('\n'))
+    })
+
     it('catches an unshifted symtab / strtab offset', () => {
       const before = findCommand(readMacho(t.original), 'symtab')!
       for (const field of ['symoff', 'stroff'] as const) {

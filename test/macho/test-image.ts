@@ -46,9 +46,12 @@ export function buildTestImage(name: string): TestImage {
     writeFileSync(dump, Buffer.concat([randomBytes(123), heapPayload, randomBytes(50)]))
     let manifest = Buffer.alloc(0)
     const r = buildMachoImageDetailed(original, [{name: '__IMGHEAP0', address: HEAP_ADDRESS, memSize: HEAP_MEMSIZE,
-      payload: {path: dump, offset: 123n, length: BigInt(heapPayload.length)}}], layout => {
+      payload: {path: dump, offset: 123n, length: BigInt(heapPayload.length)}}], (layout, draft) => {
       const heap = layout.segments.find(s => s.name === '__IMGHEAP0')!
       const dseg = layout.segments.find(s => s.name === '__DATA')!
+      // Bytes the undo log restores are covered by `patched` payloads, checksummed on the draft (images/README.md).
+      const patched = layout.patched.map(r => ({fileOffset: r.fileOffset, length: r.length, source: 'patched' as const,
+        crc32c: draft ? crc32c(draft.subarray(Number(r.fileOffset), Number(r.fileOffset + r.length))) >>> 0 : 0}))
       const man: Manifest = {
         generation: 1n, createdNs: 1n, heapHeader: HEAP_ADDRESS, loadBias: 0n, stackLimit: 8n << 20n, flags: 3, format: 2,
         runtimePath: `/fixtures/${name}`, runtimeDigest: createHash('sha256').update(original).digest(), originalSize: layout.originalSize,
@@ -58,9 +61,10 @@ export function buildTestImage(name: string): TestImage {
           {role: 'heap', address: heap.address, memSize: heap.memSize, fileOffset: heap.fileOffset, fileSize: heap.fileSize},
         ],
         payloads: [
-          {fileOffset: dseg.fileOffset, length: dseg.fileSize, crc32c: crc32c(dataBytes) >>> 0, source: 'memory'},
-          {fileOffset: heap.fileOffset, length: heap.fileSize, crc32c: crc32c(heapPayload) >>> 0, source: 'memory'},
-        ],
+          {fileOffset: dseg.fileOffset, length: dseg.fileSize, crc32c: crc32c(dataBytes) >>> 0, source: 'memory' as const},
+          {fileOffset: heap.fileOffset, length: heap.fileSize, crc32c: crc32c(heapPayload) >>> 0, source: 'memory' as const},
+          ...patched,
+        ].sort((a, b) => (a.fileOffset < b.fileOffset ? -1 : 1)),
         undo: layout.undo.map(u => ({fileOffset: u.fileOffset, original: u.original})),
       }
       manifest = Buffer.from(encodeManifest(man))
