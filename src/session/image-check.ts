@@ -6,12 +6,12 @@
  * image into memory.
  */
 import fs from 'node:fs'
-import {crc32c} from '@node-rs/crc32'
 import {ImgdumpError, ioError} from '../errors.js'
 import {ElfScan, fdSource} from '../image/elf-scan.js'
 import {checkImageLayout} from '../image/image-layout-check.js'
 import type {Manifest} from '../image/manifest.js'
 import {findManifest} from '../image/original-executable.js'
+import {verifyImage} from '../image/verify-image.js'
 
 export interface ImageCheck {
   path: string
@@ -20,8 +20,6 @@ export interface ImageCheck {
   /** Payload bytes whose CRC32C was checked (0 without --verify). */
   verifiedBytes: bigint
 }
-
-const CHUNK = 16 << 20
 
 /** Open `path`, check it is an image that can run here; with `verify`, check every payload CRC. */
 export function checkImage(path: string, verify: boolean): ImageCheck {
@@ -48,7 +46,7 @@ export function checkImage(path: string, verify: boolean): ImageCheck {
         hint: 'the image is damaged; save it again',
       })
     }
-    const verifiedBytes = verify ? verifyPayloads(fd, src.size, found.manifest, path) : 0n
+    const verifiedBytes = verify ? verifyAll(path) : 0n
     checkLibraries(found.manifest, path)
     return {path, generation: found.manifest.generation, manifest: found.manifest, verifiedBytes}
   } finally {
@@ -56,33 +54,20 @@ export function checkImage(path: string, verify: boolean): ImageCheck {
   }
 }
 
-/** CRC32C of every payload, read in large chunks. */
-function verifyPayloads(fd: number, size: bigint, manifest: Manifest, path: string): bigint {
-  const buf = Buffer.allocUnsafe(CHUNK)
-  let total = 0n
-  for (const p of manifest.payloads) {
-    if (p.fileOffset + p.length > size) {
-      throw new ImgdumpError('verify', 'IMAGE_TRUNCATED', `${path}: payload at ${p.fileOffset} (${p.length} bytes) lies past the end of the file`, {offset: p.fileOffset})
-    }
-    let crc = 0
-    for (let done = 0n; done < p.length;) {
-      const n = Number(p.length - done < BigInt(CHUNK) ? p.length - done : BigInt(CHUNK))
-      const got = fs.readSync(fd, buf, 0, n, Number(p.fileOffset + done))
-      if (got !== n) throw new ImgdumpError('verify', 'IMAGE_TRUNCATED', `${path}: short read at ${p.fileOffset + done}`, {offset: p.fileOffset + done})
-      crc = crc32c(buf.subarray(0, n), crc)
-      done += BigInt(n)
-    }
-    if (crc !== p.crc32c) {
-      throw new ImgdumpError('verify', 'IMAGE_BAD_CHECKSUM',
-        `${path}: the ${p.source} payload at file offset 0x${p.fileOffset.toString(16)} (${p.length} bytes) has CRC32C ${hex32(crc)}, the manifest says ${hex32(p.crc32c)}`,
-        {offset: p.fileOffset, value: crc, hint: 'the image was altered or damaged; save it again'})
-    }
-    total += p.length
+/**
+ * The full verification of src/image (`imgdump verify`): manifest CRC, layout, every payload
+ * CRC32C, heap header, undo log. Every problem is named; the first one's code is the error's.
+ */
+function verifyAll(path: string): bigint {
+  const report = verifyImage(path)
+  if (!report.ok) {
+    const first = report.problems[0]
+    throw new ImgdumpError('verify', first?.code ?? 'IMAGE_INVALID', `${path} failed verification: ${report.problems.map((p) => p.message).join('; ')}`, {
+      hint: 'the image was altered or damaged; save it again (`imgdump verify` lists every problem)',
+    })
   }
-  return total
+  return BigInt(report.bytesChecked)
 }
-
-const hex32 = (v: number) => '0x' + (v >>> 0).toString(16).padStart(8, '0')
 
 /** Every library recorded with a path and build-id must still have that build-id. */
 function checkLibraries(manifest: Manifest, image: string): void {
