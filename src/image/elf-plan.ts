@@ -6,14 +6,15 @@
  * `---p` without commit charge, so the kernel's program break lands above it.
  */
 import {crc32c} from '@node-rs/crc32'
-import {EM, ET, PF, PT, SHF, SHT, MAX_PHNUM, type ProgramHeader} from '../elf/definitions.js'
+import {EM, ET, PF, PT, SHF, SHT, MAX_PHNUM, ProgramHeaderDef, type ProgramHeader} from '../elf/definitions.js'
+import {encodeStructs} from '../elf/field-table.js'
 import {parseElf} from '../elf/reader.js'
 import {ImgdumpError} from '../errors.js'
 import {alignUp, congruentOffset, hex, overlaps, type Range} from './address-ranges.js'
 import {classifyDataSegments, type DataSegmentRanges} from './elf-data-ranges.js'
 import {neutralizeRelocations, type RelocationReport} from './elf-relocations.js'
 import {ElfScan, bufferSource} from './elf-scan.js'
-import {encodeManifest, type Manifest, type ManifestPayload, type ManifestSegment} from './manifest.js'
+import {encodeManifest, type Manifest, type ManifestPayload, type ManifestSegment, type ManifestUndo} from './manifest.js'
 import {MANIFEST_FLAGS, MANIFEST_FORMAT, MANIFEST_NOTE_OWNER} from './manifest-fields.js'
 import {loadOriginal, type OriginalExecutable} from './original-executable.js'
 import {OriginalPatcher} from './original-patcher.js'
@@ -66,19 +67,7 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
   const patcher = new OriginalPatcher(original.bytes)
   const relocations = neutralizeRelocations(scan, patcher, data.flatMap((d) => d.fromMemory))
 
-  // File layout, in this order: original, data segments, runs, tail.
-  let at = BigInt(original.bytes.length)
-  const dataOffsets = data.map((d) => {
-    const align = d.load.p_align > pageSize && d.load.p_align <= HUGE_PAGE ? d.load.p_align : pageSize
-    const off = congruentOffset(at, d.load.p_vaddr, align)
-    at = off + d.load.p_memsz
-    return off
-  })
-  for (const r of runs) {
-    r.offset = congruentOffset(at, r.addr, r.fileSize >= HUGE_PAGE ? HUGE_PAGE : pageSize)
-    at = r.offset + r.fileSize
-  }
-  const tailOffset = alignUp(at, pageSize)
+  const {dataOffsets, tailOffset} = placeSegments(data, runs, BigInt(original.bytes.length), pageSize)
   const loadEnd = scan.loads().reduce((m, p) => (p.p_vaddr + p.p_memsz > m ? p.p_vaddr + p.p_memsz : m), 0n)
   const tailVaddr = alignUp(loadEnd, pageSize) + tailOffset % pageSize
   const brkEnd = alignUp(req.heap.brk, pageSize)
@@ -93,11 +82,6 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
   const writes = plannedWrites(data, dataOffsets, runs, req.loadBias)
   const copies = fileCopies(data, dataOffsets, patcher.patched)
   const segments = manifestSegments(data, dataOffsets, runs, req, brkEnd, reserveEnd)
-  const payloads: ManifestPayload[] = [
-    ...writes.map((w) => ({fileOffset: w.offset, length: w.size, crc32c: 0, source: 'memory' as const})),
-    ...copies.map((c) => ({fileOffset: c.offset, length: BigInt(c.bytes.length), crc32c: c.crc32c, source: 'original' as const})),
-  ].sort((a, b) => (a.fileOffset < b.fileOffset ? -1 : 1))
-  const memoryPayload = writes.map((w) => payloads.findIndex((p) => p.source === 'memory' && p.fileOffset === w.offset))
 
   const phTableSize = BigInt(phnum) * PHDR_SIZE
   const noteOffset = tailOffset + phTableSize
@@ -109,7 +93,7 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
     format: MANIFEST_FORMAT.elf, runtimePath: original.path, runtimeDigest: original.digest,
     originalSize: BigInt(original.bytes.length),
     libraries: req.libraries.map((l) => ({base: l.base, path: l.path, buildId: l.buildId})),
-    segments, payloads, undo: [],
+    segments, payloads: [], undo: [],
   }
   // Patches first (they change the undo log, hence the manifest size), then the final sizes.
   const placeholderOffset = (manifestSize: number) =>
@@ -119,25 +103,22 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
   ]
   patchHeaders(scan, patcher, data, dataOffsets, tailOffset, phnum)
   manifestDraft.undo = patcher.undo()
-  // The undo log hides a damaged patched byte from the digest check: checksum patched ranges too.
-  for (const u of manifestDraft.undo) {
-    const bytes = patcher.patched.subarray(Number(u.fileOffset), Number(u.fileOffset) + u.original.length)
-    payloads.push({fileOffset: u.fileOffset, length: BigInt(bytes.length), crc32c: crc32c(bytes) >>> 0, source: 'patched'})
-  }
-  payloads.sort((a, b) => (a.fileOffset < b.fileOffset ? -1 : 1))
-  memoryPayload.splice(0, memoryPayload.length, ...writes.map((w) => payloads.findIndex((p) => p.source === 'memory' && p.fileOffset === w.offset)))
-  let manifestSize = encodeManifest(manifestDraft).length
+  const headerPayload: ManifestPayload = {fileOffset: tailOffset, length: phTableSize, crc32c: 0, source: 'headers'}
+  const {payloads, memoryPayload} = payloadList(writes, copies, manifestDraft.undo, patcher.patched, headerPayload)
+  manifestDraft.payloads = payloads
+  // The manifest's size does not depend on offsets or CRCs: place the reservation and the tail with it.
+  const manifestSize = encodeManifest(manifestDraft).length
   if (hasPlaceholder) {
     const off = placeholderOffset(manifestSize)
     newLoads.push(load(0, off, brkEnd - req.loadBias, reserveEnd - brkEnd, reserveEnd - brkEnd, pageSize))
     const seg = segments.find((s) => s.role === 'reservation')
     if (seg) seg.fileOffset = off
-    manifestSize = encodeManifest(manifestDraft).length
   }
   const tailSize = phTableSize + BigInt(NOTE_PREFIX) + alignUp(BigInt(manifestSize), 4n)
   newLoads.push(load(PF.PF_R, tailOffset, tailVaddr, tailSize, tailSize, pageSize))
   const phdrs = programHeaders(scan, data, dataOffsets, newLoads, {tailOffset, tailVaddr, phTableSize, noteOffset, manifestSize})
   if (phdrs.length !== phnum) throw new ImgdumpError('internal', 'PHNUM_MISMATCH', `planned ${phnum} program headers, built ${phdrs.length}`)
+  headerPayload.crc32c = crc32c(encodeStructs(ProgramHeaderDef, phdrs)) >>> 0
 
   return {
     request: req, writes, headerCopy: req.heap.header, fileSize: tailOffset + tailSize,
@@ -146,6 +127,40 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
       manifest: manifestDraft, memoryPayload, relocations, startedAt, prepared: false,
     },
   }
+}
+
+/** File layout, in this order: original, data segments, runs (sets their offsets), then the tail. */
+function placeSegments(data: DataSegmentRanges[], runs: Run[], originalSize: bigint, pageSize: bigint): {dataOffsets: bigint[]; tailOffset: bigint} {
+  let at = originalSize
+  const dataOffsets = data.map((d) => {
+    const align = d.load.p_align > pageSize && d.load.p_align <= HUGE_PAGE ? d.load.p_align : pageSize
+    const off = congruentOffset(at, d.load.p_vaddr, align)
+    at = off + d.load.p_memsz
+    return off
+  })
+  for (const r of runs) {
+    // 2 MiB congruence lets the page cache map big runs with huge entries (DESIGN §8); holes stay sparse.
+    r.offset = congruentOffset(at, r.addr, r.fileSize >= HUGE_PAGE ? HUGE_PAGE : pageSize)
+    at = r.offset + r.fileSize
+  }
+  return {dataOffsets, tailOffset: alignUp(at, pageSize)}
+}
+
+/** Payloads sorted by offset: memory writes (CRC filled at finalize), file copies, patched ranges. */
+function payloadList(writes: PlannedWrite[], copies: FileCopy[], undo: ManifestUndo[], patched: Buffer,
+  headers: ManifestPayload): {payloads: ManifestPayload[]; memoryPayload: number[]} {
+  const payloads: ManifestPayload[] = [
+    headers,
+    ...writes.map((w) => ({fileOffset: w.offset, length: w.size, crc32c: 0, source: 'memory' as const})),
+    ...copies.map((c) => ({fileOffset: c.offset, length: BigInt(c.bytes.length), crc32c: c.crc32c, source: 'original' as const})),
+    // The undo log would hide a damaged patched byte from the digest check: checksum patched ranges too.
+    ...undo.map((u) => {
+      const bytes = patched.subarray(Number(u.fileOffset), Number(u.fileOffset) + u.original.length)
+      return {fileOffset: u.fileOffset, length: BigInt(bytes.length), crc32c: crc32c(bytes) >>> 0, source: 'patched' as const}
+    }),
+  ].sort((a, b) => (a.fileOffset < b.fileOffset ? -1 : a.fileOffset > b.fileOffset ? 1 : 0))
+  const index = new Map(payloads.map((p, i) => [`${p.source}:${p.fileOffset}`, i]))
+  return {payloads, memoryPayload: writes.map((w) => index.get(`memory:${w.offset}`)!)}
 }
 
 function load(flags: number, offset: bigint, vaddr: bigint, filesz: bigint, memsz: bigint, align: bigint): ProgramHeader {

@@ -69,8 +69,10 @@ function checkSegments(scan: ElfScan, manifest: Manifest, fileSize: bigint, bad:
   for (const p of pays) if (p.fileOffset + p.length > fileSize) bad('IMAGE_TRUNCATED', `payload at ${hex(p.fileOffset)} runs past the end of the file`)
   const covered = normalize(pays.map((p) => ({start: p.fileOffset, end: p.fileOffset + p.length})))
   // Plus one payload per undo record (the patched bytes of the original).
-  const needed = normalize([...taken, ...manifest.undo.map((u) => ({start: u.fileOffset, end: u.fileOffset + BigInt(u.original.length)}))])
+  // and one for the moved program header table.
+  const phTable = {start: scan.header.e_phoff, end: scan.header.e_phoff + BigInt(scan.header.e_phnum * 56)}
+  const needed = normalize([...taken, ...manifest.undo.map((u) => ({start: u.fileOffset, end: u.fileOffset + BigInt(u.original.length)})),
+    ...(phTable.start >= manifest.originalSize ? [phTable] : [])])
   const same = covered.length === needed.length && covered.every((r, i) => r.start === needed[i].start && r.end === needed[i].end)
   if (!same) bad('IMAGE_PAYLOAD_COVERAGE', 'payloads do not cover exactly the file bytes of the saved segments')
-  void scan
 }

@@ -57,7 +57,7 @@ export const PayloadRecordDef = defineStruct('imgdump_manifest_payload', [
   {name: 'file_offset', width: 8, doc: 'offset in the image file'},
   {name: 'length', width: 8, doc: 'bytes'},
   {name: 'crc32c', width: 4, doc: 'CRC32C of those bytes'},
-  {name: 'source', width: 4, doc: '1 written from memory, 2 copied from the original executable, 3 patched bytes of the original'},
+  {name: 'source', width: 4, doc: '1 written from memory, 2 copied from the original executable, 3 patched bytes of the original, 4 program header table'},
 ] as const)
 
 export const UndoRecordDef = defineStruct('imgdump_manifest_undo', [
@@ -74,8 +74,8 @@ export type UndoRecord = StructValue<typeof UndoRecordDef>
 
 export const SEGMENT_ROLE = {data: 1, heap: 2, region: 3, reservation: 4} as const
 export type SegmentRole = keyof typeof SEGMENT_ROLE
-/** 3: bytes of the original executable that imgdump patched (one per undo record). */
-export const PAYLOAD_SOURCE = {memory: 1, original: 2, patched: 3} as const
+/** 3: bytes of the original executable that imgdump patched (one per undo record); 4: the moved program header table. */
+export const PAYLOAD_SOURCE = {memory: 1, original: 2, patched: 3, headers: 4} as const
 export type PayloadSource = keyof typeof PAYLOAD_SOURCE
 export const MANIFEST_FLAGS = {pie: 1, noRandomize: 2, stackUnlimited: 4} as const
 export const MANIFEST_FORMAT = {elf: 1, macho: 2} as const
