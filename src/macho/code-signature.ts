@@ -136,7 +136,7 @@ export function setLinkeditSize(m: MachoFile, filesize: bigint): void {
   const pageRounded = le.f.vmsize !== le.f.filesize
   le.f.filesize = filesize
   le.f.vmsize = pageRounded ? alignUp(filesize, pageSizeOf(m)) : filesize
-  const bytes = readFileRange(m, le.f.fileoff, filesize)
+  const bytes = readFileRange(m, le.f.fileoff, filesize, true)
   m.chunks = m.chunks.filter(c => c.segment !== '__LINKEDIT' && c.offset < le.f.fileoff)
   if (filesize > 0n) m.chunks.push({offset: le.f.fileoff, bytes, segment: '__LINKEDIT'})
 }

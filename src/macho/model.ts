@@ -4,7 +4,7 @@
  * file range, plus any bytes no segment covers, so nothing is lost). The writer serialises
  * this model; it never hands back the input buffer.
  */
-import {MachoError} from './errors.js'
+import {MachoError, truncated} from './errors.js'
 import type {StructOf} from './field-table.js'
 import type {
   BuildToolVersion, BuildVersionCommand, DyldInfoCommand, DylibCommand, DysymtabCommand, EntryPointCommand,
@@ -67,7 +67,11 @@ export function fileSizeOf(m: MachoFile): bigint {
 }
 
 /** Read `length` bytes at file offset `offset` from the chunks (zero where nothing is stored). */
-export function readFileRange(m: MachoFile, offset: bigint, length: bigint): Buffer {
+export function readFileRange(m: MachoFile, offset: bigint, length: bigint, zeroPastEof = false): Buffer {
+  // Lengths come from load command fields: never allocate past what the file holds
+  // (except when growing a segment on purpose, which reads zeros past EOF).
+  const size = fileSizeOf(m)
+  if (offset < 0n || length < 0n || (!zeroPastEof && offset + length > size)) throw truncated('file range', offset, length, offset > size ? 0n : size - offset)
   const out = Buffer.alloc(Number(length))
   for (const c of m.chunks) {
     const s = c.offset > offset ? c.offset : offset

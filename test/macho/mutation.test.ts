@@ -14,6 +14,7 @@ import {writeMacho} from '../../src/macho/write.js'
 import {describeMacho} from '../../src/macho/describe.js'
 import {readSignature} from '../../src/macho/code-signature.js'
 import {readFixture} from './judges.js'
+import {buildMachoImage} from '../../src/image/macho-image.js'
 import {buildTestImage, type TestImage} from './test-image.js'
 
 const problemsOf = (b: Buffer): string[] => verifyMachoImage(b, {requireSignature: true}).problems
@@ -139,6 +140,30 @@ describe('Mach-O malformed input', () => {
     const big = Buffer.from(buf)
     big.writeUInt32LE(0x7fffffff, 20) // sizeofcmds
     assert.throws(() => readMacho(big), (e: any) => e.code === 'MACHO_TRUNCATED')
+  })
+
+  it('lying linkedit sizes and counts give typed errors or problems, never a crash', () => {
+    const base = readMacho(readFixture('arm64-classic-signed-pad'))
+    const symtab = findCommand(base, 'symtab')!
+    const info = findCommand(base, 'dyld_info')!
+    const lies: [string, (m: ReturnType<typeof readMacho>) => void][] = [
+      ['nsyms', m => { findCommand(m, 'symtab')!.f.nsyms = 0xffffffff }],
+      ['strsize', m => { findCommand(m, 'symtab')!.f.strsize = 0xfffffff0 }],
+      ['bind_size', m => { findCommand(m, 'dyld_info')!.f.bind_size = 0x7fffffff }],
+      ['rebase_off', m => { findCommand(m, 'dyld_info')!.f.rebase_off = symtab.f.stroff + 3 }],
+      ['export_off', m => { findCommand(m, 'dyld_info')!.f.export_off = info.f.rebase_off }],
+      ['segment fileoff', m => { findSegment(m, '__DATA')!.f.fileoff = 0xffffffffffff0000n }],
+    ]
+    for (const [what, lie] of lies) {
+      const m = readMacho(readFixture('arm64-classic-signed-pad'))
+      lie(m)
+      let b: Buffer
+      try { b = writeMacho(m) } catch (e) { assert.ok(e instanceof ImgdumpError, what); continue }
+      typed(() => describeMacho(b))
+      const v = verifyMachoImage(b)
+      assert.equal(v.ok, false, what)
+      typed(() => buildMachoImage(b, [{name: '__H', address: 0x300000000n, memSize: 0x4000n, payload: Buffer.alloc(8)}], Buffer.alloc(0)))
+    }
   })
 
   it('foreign and fat-with-lies inputs are refused with clear codes', () => {
