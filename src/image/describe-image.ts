@@ -12,6 +12,8 @@ import {ElfScan, fdSource, scanFile} from './elf-scan.js'
 import {MANIFEST_FLAGS, MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE} from './manifest-fields.js'
 import {findManifest} from './original-executable.js'
 import {readHeapHeader} from './verify-image.js'
+import {fileSource, readHeapHeader as readFullHeapHeader, walkChunks} from '../heap/index.js'
+import type {Manifest} from './manifest.js'
 
 export interface LibraryCompat {
   path: string | null
@@ -38,7 +40,39 @@ export interface ImageDescription {
   undoRecords: number
   libraries: LibraryCompat[]
   compatibility: {ok: boolean; pinningPossible: boolean; problems: string[]}
-  heap: {magic: boolean; base: string; brk: string; generation: string; usedBytes: string} | null
+  heap: {magic: boolean; base: string; brk: string; generation: string; usedBytes: string; allocations: HeapAllocations | null; problem?: string} | null
+}
+
+export interface SizeClass {upTo: string; used: number; usedBytes: string}
+export interface HeapAllocations {chunks: number; used: number; usedBytes: string; free: number; freeBytes: string; bySizeClass: SizeClass[]}
+
+/** Live allocations by size class (powers of two of the usable size), from src/heap's chunk walk. */
+function heapAllocations(path: string, m: Manifest): HeapAllocations {
+  const seg = m.segments.find((s) => s.role === 'heap' && s.address === m.heapHeader)
+  if (!seg) throw new ImgdumpError('parse', 'IMAGE_NO_HEAP_HEADER', 'no heap segment starts at the heap header')
+  const src = fileSource(path, seg.fileOffset, seg.address, seg.fileSize)
+  try {
+    const header = readFullHeapHeader(src)
+    const classes = new Map<number, {used: number; bytes: bigint}>()
+    const out = {chunks: 0, used: 0, usedBytes: 0n, free: 0, freeBytes: 0n}
+    for (const c of walkChunks(src, header)) {
+      out.chunks++
+      if (c.state !== 'used') { out.free++; out.freeBytes += c.size; continue }
+      out.used++
+      out.usedBytes += c.usable
+      let k = 16
+      while (BigInt(k) < c.usable) k *= 2
+      const e = classes.get(k) ?? {used: 0, bytes: 0n}
+      e.used++
+      e.bytes += c.usable
+      classes.set(k, e)
+    }
+    const bySizeClass = [...classes.entries()].sort((a, b) => a[0] - b[0])
+      .map(([k, e]) => ({upTo: String(k), used: e.used, usedBytes: e.bytes.toString()}))
+    return {...out, usedBytes: out.usedBytes.toString(), freeBytes: out.freeBytes.toString(), bySizeClass}
+  } finally {
+    src.close()
+  }
 }
 
 function libraryCompat(l: {path: string | null; base: bigint; buildId: string | null}): LibraryCompat {
@@ -95,7 +129,13 @@ export function describeImage(path: string): {object: ImageDescription; text: st
     let heap: ImageDescription['heap'] = null
     try {
       const h = readHeapHeader(src, m)
-      if (h) heap = {magic: h.magic === 0x50414548504d4449n, base: hex(h.base), brk: hex(h.brk), generation: h.generation.toString(), usedBytes: (h.brk - h.base).toString()}
+      if (h) {
+        heap = {magic: h.magic === 0x50414548504d4449n, base: hex(h.base), brk: hex(h.brk), generation: h.generation.toString(),
+          usedBytes: (h.brk - h.base).toString(), allocations: null}
+        try { heap.allocations = heapAllocations(path, m) } catch (err) {
+          heap.problem = err instanceof ImgdumpError ? err.message : String(err)
+        }
+      }
     } catch { heap = null }
     const sum = (source: string) => m.payloads.filter((p) => p.source === source).reduce((a, p) => a + p.length, 0n).toString()
     const object: ImageDescription = {
@@ -130,6 +170,10 @@ export function renderImageText(d: ImageDescription): string {
     ...d.libraries.map((l) => `    ${l.ok ? 'ok ' : 'BAD'} ${l.base} ${l.path ?? '?'}${l.problem ? ` — ${l.problem}` : ''}`),
     d.heap ? `  heap       base ${d.heap.base}, break ${d.heap.brk} (${d.heap.usedBytes} bytes), generation ${d.heap.generation}${d.heap.magic ? '' : ' (BAD MAGIC)'}`
       : '  heap       no heap header found',
+    ...(d.heap?.allocations ? [
+      `  allocations ${d.heap.allocations.used} live (${d.heap.allocations.usedBytes} bytes), ${d.heap.allocations.free} free chunks (${d.heap.allocations.freeBytes} bytes)`,
+      ...d.heap.allocations.bySizeClass.map((c) => `    ≤ ${c.upTo.padStart(9)} B  ${String(c.used).padStart(8)}  ${c.usedBytes} bytes`),
+    ] : d.heap?.problem ? [`  allocations unreadable: ${d.heap.problem}`] : []),
     `  compatible ${d.compatibility.ok ? 'yes' : 'no'}${d.compatibility.problems.map((p) => `\n    - ${p}`).join('')}`,
   ]
   return lines.join('\n') + '\n'
