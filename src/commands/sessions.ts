@@ -27,8 +27,7 @@ function renderTable(sessions: SessionRecord[]): string {
   const rows = [['NAME', 'PID', 'RUNTIME', 'HEAP', 'LAST SAVE']]
   for (const s of sessions) {
     const last = s.lastSave ? `${s.lastSave.path} (${formatBytes(s.lastSave.bytes)}, ${s.lastSave.at.replace('T', ' ').slice(0, 19)})` : '-'
-    const runtime = s.connected ? s.runtime : `${s.runtime} (not connected)`
-    rows.push([s.name, String(s.pid), runtime, s.heapBytes === undefined ? '-' : formatBytes(s.heapBytes), last])
+    rows.push([s.name, String(s.pid), s.runtime, s.heapBytes === undefined ? '-' : formatBytes(s.heapBytes), last])
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n')
