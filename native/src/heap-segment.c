@@ -21,12 +21,6 @@ IMGDUMP_PROCESS_LOCAL struct imgdump_heap_header *imgdump__heap_ptr;
 IMGDUMP_PROCESS_LOCAL static uint32_t init_word;
 IMGDUMP_PROCESS_LOCAL static int init_errno;
 
-/* ---- defaults for the image/cycle side until it is linked in (DESIGN: startup.c) ---- */
-
-__attribute__((weak)) const struct imgdump_image_info *imgdump__startup(void) { return NULL; }
-
-__attribute__((weak)) void imgdump__set_error(const char *fmt, ...) { (void)fmt; }
-
 /* ---- configuration ---- */
 
 static int parse_u64(const char *s, uint64_t *out) {

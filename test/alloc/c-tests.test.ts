@@ -68,4 +68,15 @@ describe('libimgdump allocator: C tests', function () {
     assert.equal(r.status, 0, r.stderr)
     assert.equal(r.stdout, 'ok api\n')
   })
+
+  it('adopts a heap mapped from a file (restored process): blocks kept, calloc zeroes, grows past it', () => {
+    const file = join(dir, 'heap.bin')
+    const base = '0x610000000000'
+    const c = run(bin('heap-adopt'), ['create', file], {IMGDUMP_HEAP_BASE: base})
+    assert.equal(c.status, 0, c.stderr)
+    assert.match(c.stdout, /^created base=0x610000000000 brk=0x[0-9a-f]+$/m)
+    const a = run(bin('heap-adopt'), ['adopt', file], {ADOPT_FILE: file, ADOPT_BASE: base})
+    assert.equal(a.status, 0, a.stderr)
+    assert.match(a.stdout, /^adopted generation=3 /m)
+  })
 })
