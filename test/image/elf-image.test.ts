@@ -232,6 +232,28 @@ describe('ELF image planner and finalizer', function () {
     assert.equal(verifyImage(img).ok, true)
   })
 
+  it('imgdump verify: exit 0 on a sound image, 7 with the problems as JSON on a damaged one', function () {
+    const cli = path.resolve(import.meta.dirname, '../../bin/run.js')
+    if (!fs.existsSync(path.resolve(import.meta.dirname, '../../dist/commands/verify.js'))) this.skip() // built by `npm test`'s pretest
+    const good = spawnSync('node', [cli, 'verify', images.get('pie-lazy')!], {encoding: 'utf8'})
+    assert.equal(good.status, 0, good.stderr)
+    assert.match(good.stdout, /: ok \(generation 1, \d+ payloads/)
+    const work = path.join(dir, 'cli.img')
+    fs.copyFileSync(images.get('pie-lazy')!, work)
+    const {manifest} = manifestOf(work)
+    const heapSeg = manifest.segments.find((x) => x.role === 'heap')!
+    flipByte(work, heapSeg.fileOffset + 0x1000n)
+    const bad = spawnSync('node', [cli, 'verify', work, '--json'], {encoding: 'utf8'})
+    assert.equal(bad.status, 7)
+    const rep = JSON.parse(bad.stdout)
+    assert.equal(rep.ok, false)
+    assert.deepEqual(rep.problems.map((p: {code: string}) => p.code), ['IMAGE_PAYLOAD_CRC'])
+    const text = spawnSync('node', [cli, 'verify', work], {encoding: 'utf8'})
+    assert.equal(text.status, 7)
+    assert.match(text.stdout, /^IMAGE_PAYLOAD_CRC: payload at 0x/m)
+    assert.match(text.stderr, /failed verification \(1 problem\)/)
+  })
+
   it('describeImage shows manifest, segments, compatibility and the heap header', () => {
     const {object, text} = describeImage(images.get('pie-now')!)
     assert.equal(object.generation, '1')
