@@ -38,7 +38,7 @@ export interface Repoint {
 
 export interface EditResult {warnings: string[]; droppedFixups: number}
 
-const edit = (code: string, msg: string, details: {offset?: bigint | number; value?: bigint | number | string} = {}) => new MachoError('edit', code, msg, details)
+const edit = (code: string, msg: string, details: {offset?: bigint | number; value?: bigint | number | string; hint?: string} = {}) => new MachoError('edit', code, msg, details)
 
 /** Bytes of load commands the edits add (segments and their sections, plus a code signature). */
 export function commandBytesNeeded(segments: NewSegment[], signed: boolean): number {
@@ -66,6 +66,12 @@ export function insertSegments(m: MachoFile, segs: NewSegment[]): void {
     if (s.address % page !== 0n) throw edit('MACHO_BAD_LAYOUT', `segment ${s.name} address 0x${s.address.toString(16)} is not page aligned`, {value: s.address})
     const vmsize = alignUp(s.memSize, page)
     if (BigInt(s.payload.length) > vmsize) throw edit('MACHO_BAD_LAYOUT', `segment ${s.name}: payload ${s.payload.length} bytes exceeds memory size ${s.memSize}`)
+    // dyld requires address order = load command order: new segments go above all others.
+    const top = segmentCommands(m).filter(o => o.f.segname !== '__LINKEDIT').reduce((e, o) => (o.f.vmaddr > e ? o.f.vmaddr : e), 0n)
+    if (s.address < top) {
+      throw edit('MACHO_BAD_LAYOUT', `segment ${s.name} at 0x${s.address.toString(16)} lies below segment at 0x${top.toString(16)}: dyld requires ascending segment addresses`,
+        {value: s.address, hint: 'heap runs and regions of a Mach-O image must lie above the executable and be given in address order'})
+    }
     for (const o of segmentCommands(m)) {
       if (o.f.segname === '__LINKEDIT' || o.f.vmsize === 0n) continue
       if (s.address < o.f.vmaddr + o.f.vmsize && o.f.vmaddr < s.address + vmsize) {
@@ -112,20 +118,37 @@ export function repointSegment(m: MachoFile, r: Repoint): number {
   if (!seg) throw edit('MACHO_NO_SEGMENT', `no segment ${r.segment}`, {value: r.segment})
   if (BigInt(r.bytes.length) > seg.f.vmsize) throw edit('MACHO_BAD_LAYOUT', `${r.bytes.length} bytes for ${r.segment} exceed its vmsize ${seg.f.vmsize}`)
   const dropped = dropFixups(m, segmentCommands(m).indexOf(seg), seg, r.fromMemory)
-  const fileoff = placeBeforeLinkedit(m, r.bytes, 0n)
-  m.chunks[m.chunks.length - 1].segment = r.segment
-  for (const c of m.chunks) if (c.segment === r.segment && c.offset !== fileoff) c.segment = null
-  seg.f.fileoff = fileoff
-  seg.f.filesize = BigInt(r.bytes.length)
+  placeSegmentBytes(m, seg, r.bytes)
   for (const s of seg.sections) {
-    const rel = s.addr - seg.f.vmaddr
-    if (rel + s.size <= seg.f.filesize) {
-      // Zero-fill sections now have bytes in the file: make them regular so tools show them.
-      if (isZerofill(s.flags)) s.flags = s.flags & ~0xff
-      s.offset = Number(fileoff + rel)
+    // Zero-fill sections now have bytes in the file: make them regular so tools show them.
+    if (isZerofill(s.flags) && s.addr - seg.f.vmaddr + s.size <= seg.f.filesize) {
+      s.flags = s.flags & ~0xff
+      s.offset = Number(seg.f.fileoff + (s.addr - seg.f.vmaddr))
     }
   }
+  // dyld requires file order = load command order (mach_o::Header::validSemanticsSegments):
+  // every later segment's bytes move after the re-pointed ones, unchanged. The old copies
+  // stay in the file, outside every segment.
+  const segs = segmentCommands(m)
+  for (const later of segs.slice(segs.indexOf(seg) + 1)) {
+    if (later.f.segname === '__LINKEDIT' || later.f.filesize === 0n) continue
+    placeSegmentBytes(m, later, readFileRange(m, later.f.fileoff, later.f.filesize))
+  }
   return dropped
+}
+
+/** Give `seg` new file bytes at the current __LINKEDIT position; section offsets follow. */
+function placeSegmentBytes(m: MachoFile, seg: CommandOf<'segment'>, bytes: Buffer): void {
+  const old = seg.f.fileoff
+  const fileoff = placeBeforeLinkedit(m, bytes, 0n)
+  m.chunks[m.chunks.length - 1].segment = seg.f.segname
+  for (const c of m.chunks) if (c.segment === seg.f.segname && c.offset !== fileoff) c.segment = null
+  seg.f.fileoff = fileoff
+  seg.f.filesize = BigInt(bytes.length)
+  for (const s of seg.sections) {
+    if (s.offset === 0 || isZerofill(s.flags)) continue
+    s.offset = Number(BigInt(s.offset) - old + fileoff)
+  }
 }
 
 /** Remove every fixup whose target lies in a range taken from memory; returns how many. */

@@ -88,6 +88,13 @@ export function checkLayout(m: MachoFile, fileSize: bigint): string[] {
   // __TEXT maps the header itself, so it may start at file offset 0 along with it.
   pairs(s => (s.f.filesize > 0n ? [s.f.fileoff, s.f.fileoff + s.f.filesize] : null), 'the file')
   pairs(s => [s.f.vmaddr, s.f.vmaddr + alignUp(s.f.vmsize, page)], 'memory')
+  // dyld (mach_o::Header::validSemanticsSegments) refuses segments whose load command order
+  // differs from their file order (segments with file bytes) or their address order.
+  for (let i = 1; i < segs.length; i++) {
+    const a = segs[i - 1].f, b = segs[i].f
+    if (b.fileoff < a.fileoff && b.filesize > 0n) problems.push(`segment '${b.segname}' file offset out of order (dyld refuses it)`)
+    if (b.vmaddr < a.vmaddr) problems.push(`segment '${b.segname}' vm address out of order (dyld refuses it)`)
+  }
   if (!le) problems.push('no __LINKEDIT segment')
   else {
     if (segs[segs.length - 1] !== le) problems.push('__LINKEDIT is not the last segment command')

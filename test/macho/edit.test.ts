@@ -48,10 +48,20 @@ describe('Mach-O image editing', () => {
         const before = otoolSegments(orig), after = otoolSegments(out)
         const page = name.startsWith('arm64') ? 0x4000n : 0x1000n
         assert.deepEqual(after.map(s => s.segname), [...before.slice(0, -1).map(s => s.segname), '__IMGHEAP0', '__IMGDUMP', '__LINKEDIT'])
-        for (const s of before.slice(0, -1)) {
+        const dataIndex = before.findIndex(s => s.segname === '__DATA')
+        before.slice(0, -1).forEach((s, i) => {
           const a = after.find(x => x.segname === s.segname)!
           assert.equal(a.vmaddr, s.vmaddr); assert.equal(a.vmsize, s.vmsize)
-          if (s.segname !== '__DATA') { assert.equal(a.fileoff, s.fileoff); assert.equal(a.filesize, s.filesize) }
+          if (i < dataIndex) { assert.equal(a.fileoff, s.fileoff); assert.equal(a.filesize, s.filesize) }
+          if (i > dataIndex) {
+            // Moved after the re-pointed __DATA (dyld wants file order = command order), bytes unchanged.
+            assert.ok(a.fileoff > after.find(x => x.segname === '__DATA')!.fileoff)
+            assert.ok(t.image.subarray(Number(a.fileoff), Number(a.fileoff + a.filesize)).equals(t.original.subarray(Number(s.fileoff), Number(s.fileoff + s.filesize))))
+          }
+        })
+        for (let i = 1; i < after.length; i++) {
+          if (after[i].filesize) assert.ok(after[i].fileoff >= after[i - 1].fileoff, `file order of ${after[i].segname}`)
+          assert.ok(after[i].vmaddr >= after[i - 1].vmaddr, `address order of ${after[i].segname}`)
         }
         const heap = after.find(s => s.segname === '__IMGHEAP0')!
         assert.equal(heap.vmaddr, HEAP_ADDRESS)

@@ -68,6 +68,20 @@ for (const name of ['arm64-chained-signed-pad', 'x86_64-classic-unsigned-pad']) 
       assert.ok(problemsOf(b).some(x => /undo log does not reconstruct/.test(x)))
     })
 
+    it('catches segments out of load-command order (dyld refuses them)', () => {
+      const m = readMacho(t.image)
+      const i = m.commands.findIndex(c => c.kind === 'segment' && c.f.segname === '__IMGHEAP0')
+      ;[m.commands[i - 1], m.commands[i]] = [m.commands[i], m.commands[i - 1]]
+      const p = problemsOf(writeMacho(m))
+      assert.ok(p.some(x => /segment '__XTRA' file offset out of order/.test(x)), p.join('\n'))
+      assert.ok(p.some(x => /segment '__XTRA' vm address out of order/.test(x)), p.join('\n'))
+    })
+
+    it('refuses a heap run below the executable (dyld wants ascending addresses)', () => {
+      assert.throws(() => buildMachoImage(t.original, [{name: '__H', address: 0x4000n, memSize: 0x4000n, payload: Buffer.alloc(8)}], Buffer.alloc(0)),
+        (e: any) => e.code === 'MACHO_BAD_LAYOUT' && /ascending segment addresses/.test(e.message))
+    })
+
     it('catches a wrong page hash', () => {
       const m = readMacho(t.image)
       const lc = findCommand(m, 'linkedit_data', LC.LC_CODE_SIGNATURE)!
