@@ -24,6 +24,9 @@ const VARIANTS: Variant[] = [
   {name: 'pie-lazy', flags: ['-fPIE', '-pie', '-Wl,-z,lazy'], pie: true},
   {name: 'pie-now', flags: ['-fPIE', '-pie', '-Wl,-z,now'], pie: true},
   {name: 'pie-relr', flags: ['-fPIE', '-pie', '-Wl,-z,pack-relative-relocs'], pie: true},
+  // lld puts RELRO and .data/.bss in two writable PT_LOADs: both are re-pointed.
+  {name: 'lld-nopie', flags: ['-fuse-ld=lld', '-no-pie'], pie: false},
+  {name: 'lld-pie', flags: ['-fuse-ld=lld', '-fPIE', '-pie'], pie: true},
 ]
 
 /** Memory as the program would have it: counter=42, bss_var=7, big_bss[5000]=9, mode = other. */
