@@ -105,8 +105,17 @@ export function checkLayout(m: MachoFile, fileSize: bigint): string[] {
     }
     if (le.f.fileoff + le.f.filesize !== fileSize) problems.push(`__LINKEDIT ends at ${le.f.fileoff + le.f.filesize}, the file at ${fileSize}`)
     const start = Number(le.f.fileoff), end = start + Number(le.f.filesize)
+    // dyld's linkedit check (MachOAnalyzer::validLinkeditLayout): every blob inside __LINKEDIT,
+    // no two overlapping, each 8-byte aligned (the string table may be unaligned, the code
+    // signature needs 16).
+    let prev: {name: string; end: number} | null = null
     for (const p of linkeditPieces(m)) {
       if (p.offset < start || p.offset + p.size > end) problems.push(`${p.name} at ${p.offset}+${p.size} outside __LINKEDIT ${start}..${end}`)
+      if (p.size === 0) continue
+      const align = p.name === 'LC_CODE_SIGNATURE' ? 16 : p.name === 'strtab' ? 1 : 8
+      if (p.offset % align) problems.push(`mis-aligned LINKEDIT content ${p.name} at ${p.offset} (needs ${align})`)
+      if (prev && p.offset < prev.end) problems.push(`LINKEDIT overlap of ${prev.name} and ${p.name}`)
+      prev = {name: p.name, end: p.offset + p.size}
     }
   }
   const first = firstSectionOffset(m)

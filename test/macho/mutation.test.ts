@@ -52,6 +52,18 @@ for (const name of ['arm64-chained-signed-pad', 'x86_64-classic-unsigned-pad']) 
       }
     })
 
+    it('catches overlapping and mis-aligned linkedit content', () => {
+      const m = readMacho(t.image)
+      const st = findCommand(m, 'symtab')!
+      st.f.symoff += 4
+      const p = problemsOf(writeMacho(m))
+      assert.ok(p.some(x => /mis-aligned LINKEDIT content symtab/.test(x)), p.join('\n'))
+      const m2 = readMacho(t.image)
+      const st2 = findCommand(m2, 'symtab')!
+      st2.f.stroff = st2.f.symoff + 16
+      assert.ok(problemsOf(writeMacho(m2)).some(x => /LINKEDIT overlap of symtab and strtab/.test(x)))
+    })
+
     it('catches overlapping segments', () => {
       const m = readMacho(t.image)
       findSegment(m, '__IMGHEAP0')!.f.vmaddr = findSegment(m, '__DATA')!.f.vmaddr
