@@ -15,8 +15,8 @@
 #include "os.h"
 
 static __thread struct imgdump_tcache *tc_self __attribute__((tls_model("initial-exec")));
-static pthread_key_t tc_key; /* runs the flush at thread exit */
-static int tc_key_ok;
+IMGDUMP_PROCESS_LOCAL static pthread_key_t tc_key; /* runs the flush at thread exit */
+IMGDUMP_PROCESS_LOCAL static int tc_key_ok;
 
 static void merge_counters(struct imgdump_alloc_state *st, struct imgdump_tcache *tc) {
   st->n_malloc += tc->n_malloc;

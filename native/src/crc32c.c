@@ -58,15 +58,16 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const unsig
   return (uint32_t)c0;
 }
 
+/* A CPU fact: process-local (zeroed in a saved image, so re-detected after restore). */
+IMGDUMP_PROCESS_LOCAL static int sse42_known, sse42;
+
 static int have_sse42(void) {
-  /* A CPU fact cached in the executable's data: an image restored on a CPU without SSE4.2
-   * would keep the saved answer (images are refused on other machines' layouts anyway). */
-  static int cached = -1;
-  if (cached < 0) {
+  if (!sse42_known) {
     __builtin_cpu_init();
-    cached = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    sse42 = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    sse42_known = 1;
   }
-  return cached;
+  return sse42;
 }
 #endif
 

@@ -9,6 +9,8 @@
 import {createRequire} from 'node:module'
 import {fileURLToPath} from 'node:url'
 import {ImgdumpError} from '../errors.js'
+import {bufferSource} from '../heap/source.js'
+import {readHeapHeader, type HeapHeader} from '../heap/reader.js'
 
 const require = createRequire(import.meta.url)
 
@@ -39,6 +41,8 @@ export interface Libimgdump {
   heap(): Pointer
   /** The heap's bytes [base, base+len) as a Buffer view of the live memory. */
   heapBytes(len: number): Buffer
+  /** The live heap header, parsed by src/heap (this thread's cache flushed first). */
+  readHeader(): HeapHeader
   crc32c(crc: number, data: Uint8Array): number
   writeRanges(fd: number, ranges: WriteRange[], generation: bigint): {rc: number; crcs: number[]; written: bigint}
   /** imgdump__heap_walk without a callback: 0 or a negative code. */
@@ -84,6 +88,14 @@ export function libimgdump(path: string = LIBIMGDUMP_SO): Libimgdump {
     bytes: (p, n) => new Uint8Array(koffi.view(p, n)),
     heap: () => f.heap(),
     heapBytes: (len) => Buffer.from(koffi.view(f.heap(), len)),
+    readHeader() {
+      f.lock() // flushes this thread's cache: the break and counters are then final
+      f.unlock()
+      const fixed = Buffer.from(koffi.view(f.heap(), 64))
+      const base = fixed.readBigUInt64LE(16)
+      const brk = fixed.readBigUInt64LE(32)
+      return readHeapHeader(bufferSource(Buffer.from(koffi.view(f.heap(), Number(brk - base))), base))
+    },
     crc32c: (crc, data) => f.crc(crc, data, data.length) >>> 0,
     writeRanges(fd, ranges, generation) {
       const crcs = new Uint32Array(Math.max(1, ranges.length))

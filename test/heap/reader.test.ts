@@ -15,6 +15,7 @@ interface ChildReport {
   live: [string, number][]
   write: {rc: number; crc: number; written: string}
   checkHeap: number
+  liveHeader: {magic: string; nMalloc: string}
   crcPairs: [number, number][]
 }
 
@@ -56,6 +57,8 @@ describe('src/heap reader against a heap built through koffi', function () {
     assert.equal(file.length, offset + Number(size))
     assert.equal(report.write.crc, crc32c(file.subarray(offset)))
     assert.equal(report.checkHeap, 0, 'the C heap walk found the heap consistent')
+    assert.equal(report.liveHeader.magic, '50414548504d4449', 'the bindings read the live header')
+    assert.ok(Number(report.liveHeader.nMalloc) >= 1800, `only ${report.liveHeader.nMalloc} allocations counted`)
   })
 
   it('walks the image file and reports exactly the live allocations', () => {
