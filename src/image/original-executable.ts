@@ -46,18 +46,29 @@ export function reconstructOriginal(src: ByteSource, manifest: Manifest, label: 
   return bytes
 }
 
-function readImageOrExe(path: string): {bytes: Buffer | null; found: FoundManifest | null; src: ByteSource; close(): void} {
+function readImageOrExe(path: string): {found: FoundManifest | null; src: ByteSource; close(): void} {
   let fd: number
   try { fd = fs.openSync(path, 'r') } catch (err) { throw ioError(err, path) }
-  const src = fdSource(fd)
-  const scan = new ElfScan(src)
-  return {bytes: null, found: findManifest(scan), src, close: () => fs.closeSync(fd)}
+  try {
+    const src = fdSource(fd)
+    return {found: findManifest(new ElfScan(src)), src, close: () => fs.closeSync(fd)}
+  } catch (err) {
+    fs.closeSync(fd)
+    throw err
+  }
 }
 
 /** Load the original executable for a save from `origin` (an image) or `exe` (runtime or image). */
 export function loadOriginal(exe: string, origin: string | null): OriginalExecutable {
   for (const candidate of origin ? [origin, exe] : [exe]) {
-    const f = readImageOrExe(candidate)
+    let f: ReturnType<typeof readImageOrExe>
+    try {
+      f = readImageOrExe(candidate)
+    } catch (err) {
+      // The image a process was restored from may be gone; the running executable still tells.
+      if (candidate !== exe && err instanceof ImgdumpError && err.phase === 'io') continue
+      throw err
+    }
     try {
       if (f.found) {
         const bytes = reconstructOriginal(f.src, f.found.manifest, candidate)

@@ -32,7 +32,7 @@ function asElf(plan: ImagePlan): ElfImagePlan {
 }
 
 export function planImage(req: SaveRequest): ImagePlan {
-  const format = formatOf(req.origin ?? req.exe)
+  const format = formatOf(req.exe)
   if (format === 'elf') return planElfImage(req)
   throw new ImgdumpError('edit', 'IMAGE_FORMAT_UNSUPPORTED',
     `${req.exe}: ${format === 'macho' ? 'Mach-O images are planned by the Mach-O image module' : 'not an ELF or Mach-O executable'}`)

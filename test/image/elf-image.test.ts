@@ -222,6 +222,12 @@ describe('ELF image planner and finalizer', function () {
     assert.equal(manifest.runtimePath, exe)
     assert.equal(sha256(original), sha256(fs.readFileSync(exe)))
     assert.equal(verifyImage(second).ok, true)
+    // The image the process came from was deleted: the running executable (an image too) still tells.
+    const third = path.join(dir, 'third.img')
+    const gone = path.join(dir, 'gone.img')
+    const {plan: again} = S.saveWith({...req, path: third, origin: gone, exe: second}, memoryFor(exe, true, heap))
+    assert.equal(again.fileSize, plan.fileSize)
+    assert.equal(run(third, true), EXPECTED.replace('hello from the heap', 'second generation'))
   })
 
   it('a registered region gets its own PT_LOAD at its address', () => {
