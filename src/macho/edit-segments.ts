@@ -63,6 +63,7 @@ export function insertSegments(m: MachoFile, segs: NewSegment[]): void {
   if (need > firstSectionOffset(m)) throw noRoom(need, firstSectionOffset(m))
   for (const s of segs) {
     if (s.name.length > 16) throw edit('MACHO_BAD_LAYOUT', `segment name ${s.name} longer than 16 bytes`, {value: s.name})
+    if (findSegment(m, s.name)) throw edit('MACHO_BAD_LAYOUT', `a segment named ${s.name} already exists`, {value: s.name})
     if (s.address % page !== 0n) throw edit('MACHO_BAD_LAYOUT', `segment ${s.name} address 0x${s.address.toString(16)} is not page aligned`, {value: s.address})
     const vmsize = alignUp(s.memSize, page)
     if (BigInt(s.payload.length) > vmsize) throw edit('MACHO_BAD_LAYOUT', `segment ${s.name}: payload ${s.payload.length} bytes exceeds memory size ${s.memSize}`)

@@ -89,6 +89,11 @@ for (const name of ['arm64-chained-signed-pad', 'x86_64-classic-unsigned-pad']) 
       assert.ok(p.some(x => /segment '__XTRA' vm address out of order/.test(x)), p.join('\n'))
     })
 
+    it('refuses a segment name that already exists', () => {
+      assert.throws(() => buildMachoImage(t.original, [{name: '__DATA', address: 0x400000000n, memSize: 0x4000n, payload: Buffer.alloc(8)}], Buffer.alloc(0)),
+        (e: any) => e.code === 'MACHO_BAD_LAYOUT' && /already exists/.test(e.message))
+    })
+
     it('refuses a heap run below the executable (dyld wants ascending addresses)', () => {
       assert.throws(() => buildMachoImage(t.original, [{name: '__H', address: 0x4000n, memSize: 0x4000n, payload: Buffer.alloc(8)}], Buffer.alloc(0)),
         (e: any) => e.code === 'MACHO_BAD_LAYOUT' && /ascending segment addresses/.test(e.message))
