@@ -15,6 +15,7 @@ import {describeMacho} from '../../src/macho/describe.js'
 import {readSignature} from '../../src/macho/code-signature.js'
 import {readFixture} from './judges.js'
 import {buildMachoImage} from '../../src/image/macho-image.js'
+import {encodeManifest} from '../../src/image/manifest.js'
 import {buildTestImage, type TestImage} from './test-image.js'
 
 const problemsOf = (b: Buffer): string[] => verifyMachoImage(b, {requireSignature: true}).problems
@@ -195,6 +196,30 @@ describe('Mach-O malformed input', () => {
       assert.equal(v.ok, false, what)
       typed(() => buildMachoImage(b, [{name: '__H', address: 0x300000000n, memSize: 0x4000n, payload: Buffer.alloc(8)}], Buffer.alloc(0)))
     }
+  })
+
+  it('the image writer on bit-flipped runtimes: a typed error or an image that verifies', () => {
+    const manifest = Buffer.from(encodeManifest({generation: 1n, createdNs: 0n, heapHeader: 0n, loadBias: 0n, stackLimit: 0n, flags: 0, format: 2,
+      runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, libraries: [], segments: [], payloads: [], undo: []}))
+    let seed = 7
+    const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
+    let built = 0, refused = 0
+    for (const name of ['arm64-chained-signed-pad', 'x86_64-classic-unsigned-pad']) {
+      const buf = readFixture(name)
+      for (let i = 0; i < 60; i++) {
+        const b = Buffer.from(buf)
+        b[rnd(1900)] ^= 1 << rnd(8) // load commands and header room
+        try {
+          const image = buildMachoImage(b, [{name: '__H', address: 0x300000000n, memSize: 0x4000n, payload: Buffer.alloc(100, 1)}], manifest)
+          assert.deepEqual(verifyMachoImage(image, {requireSignature: true}).problems, [])
+          built++
+        } catch (e) {
+          if (!(e instanceof ImgdumpError)) throw e
+          refused++
+        }
+      }
+    }
+    assert.ok(built > 0 && refused > 0, `built ${built}, refused ${refused}`)
   })
 
   it('foreign and fat-with-lies inputs are refused with clear codes', () => {
