@@ -52,13 +52,19 @@ export const saveError = (code: string, message: string, value?: bigint | number
   new ImgdumpError('save', code, `${message} [${code}]`, {value, hint})
 const editError = (code: string, message: string, hint?: string) => new ImgdumpError('edit', code, `${message} [${code}]`, {hint})
 
+/** Originals already validated by parseElf (loadOriginal hands back the same buffer for the same file). */
+const validated = new WeakSet<Buffer>()
+
 interface Run {role: 'heap' | 'region'; addr: bigint; fileSize: bigint; memSize: bigint; offset: bigint}
 
 export function planElfImage(req: SaveRequest): ElfImagePlan {
   const startedAt = performance.now()
   const original = loadOriginal(req.exe, req.origin)
   // The ELF model's reader validates the whole original (bounds, overlaps, tables) before we edit it.
-  parseElf(original.bytes)
+  if (!validated.has(original.bytes)) {
+    parseElf(original.bytes)
+    validated.add(original.bytes)
+  }
   const scan = new ElfScan(bufferSource(original.bytes))
   const pageSize = scan.header.e_machine === EM.EM_AARCH64 ? 0x10000n : 0x1000n
   checkExecutable(scan, req, original.path)

@@ -5,13 +5,12 @@
  * variables start fresh); relocations into file-taken ranges stay untouched.
  *
  * glibc applies the first DT_RELACOUNT entries of DT_RELA as RELATIVE without reading their
- * type (elf_dynamic_do_Rela → elf_machine_rela_relative), so neutralised entries are moved
- * behind the RELATIVE ones still live and DT_RELACOUNT is lowered to their number.
+ * type (elf_dynamic_do_Rela → elf_machine_rela_relative), so DT_RELACOUNT is lowered to the
+ * number of leading entries that are still RELATIVE.
  * DT_RELR (packed RELATIVE) is decoded, filtered and re-encoded in place, padded with no-op
  * bitmap words (value 1: no bit set, only advances the cursor).
  */
-import {decodeStruct, encodeStruct} from '../elf/field-table.js'
-import {DT, EM, R_AARCH64, R_X86_64, RelaDef, type RelaEntry} from '../elf/definitions.js'
+import {DT, EM, R_AARCH64, R_X86_64} from '../elf/definitions.js'
 import {ImgdumpError} from '../errors.js'
 import {contains, hex, type Range} from './address-ranges.js'
 import type {ElfScan} from './elf-scan.js'
@@ -53,10 +52,10 @@ export function neutralizeRelocations(scan: ElfScan, patcher: OriginalPatcher, m
   const jmprel = val(DT.DT_JMPREL)
   if (jmprel) {
     const size = val(DT.DT_PLTRELSZ)?.entry.d_val ?? 0n
-    for (const {entry} of readRela(scan, jmprel.entry.d_val, size)) {
-      if (contains(memory, entry.r_offset, 8n)) {
+    for (const row of readRela(scan, jmprel.entry.d_val, size)) {
+      if (contains(memory, row.r_offset, 8n)) {
         // Lazy PLT slots are processed by elf_machine_lazy_rel, which rejects R_*_NONE.
-        throw editError('ELF_RELOC_UNSUPPORTED', `PLT relocation targets ${hex(entry.r_offset)}, a range saved from memory`, entry.r_offset)
+        throw editError('ELF_RELOC_UNSUPPORTED', `PLT relocation targets ${hex(row.r_offset)}, a range saved from memory`, row.r_offset)
       }
     }
   }
@@ -65,37 +64,53 @@ export function neutralizeRelocations(scan: ElfScan, patcher: OriginalPatcher, m
   return report
 }
 
-function readRela(scan: ElfScan, vaddr: bigint, size: bigint): {entry: RelaEntry; offset: bigint}[] {
+interface RelaRow {r_offset: bigint; r_info: bigint; offset: bigint}
+
+/** Entries of a RELA table (r_offset, r_info and the entry's file offset); addends are not needed. */
+function readRela(scan: ElfScan, vaddr: bigint, size: bigint): RelaRow[] {
   if (size % 24n !== 0n) throw editError('ELF_BAD_SIZE', `relocation table size ${size} is not a multiple of 24`, size)
-  const offset = scan.offsetOf(vaddr, size === 0n ? 1n : size)
-  const raw = scan.src.read(offset, Number(size))
-  const out = []
-  for (let i = 0; i < Number(size / 24n); i++) out.push({entry: decodeStruct(RelaDef, raw, i * 24), offset: offset + BigInt(i * 24)})
+  if (size === 0n) return []
+  const offset = scan.offsetOf(vaddr, size)
+  const raw = Buffer.from(scan.src.read(offset, Number(size)))
+  const out: RelaRow[] = []
+  for (let at = 0; at < raw.length; at += 24) {
+    out.push({r_offset: raw.readBigUInt64LE(at), r_info: raw.readBigUInt64LE(at + 8), offset: offset + BigInt(at)})
+  }
   return out
 }
 
+/**
+ * Neutralise in place (r_info = 0: R_*_NONE, no symbol). glibc runs the first DT_RELACOUNT
+ * entries as RELATIVE without reading their type, so the count is lowered to the entries
+ * before the first neutralised one; RELATIVE entries after it still work, through the
+ * generic path (elf_machine_rela handles R_*_RELATIVE). Linkers sort RELATIVE entries by
+ * address and .data/.bss come last, so the count rarely drops by more than the neutralised ones.
+ * Tables of large runtimes hold tens of thousands of entries: scanned with plain numbers
+ * (addresses of an executable are far below 2^53), bigints only for the entries patched.
+ */
 function rewriteRelaTable(scan: ElfScan, patcher: OriginalPatcher, memory: readonly Range[], types: RelocTypes,
   vaddr: bigint, size: bigint, countEntry: {entry: {d_val: bigint}; offset: bigint} | undefined, report: RelocationReport): void {
-  const rows = readRela(scan, vaddr, size)
-  if (rows.length === 0) return
-  const type = (e: RelaEntry) => Number(e.r_info & 0xffffffffn)
-  const drop = rows.map(({entry}) => contains(memory, entry.r_offset, 8n) && type(entry) !== types.copy && type(entry) !== types.none)
-  const count = countEntry ? Number(countEntry.entry.d_val < BigInt(rows.length) ? countEntry.entry.d_val : BigInt(rows.length)) : 0
-  // The RELATIVE block: live entries first, neutralised ones after it, order otherwise kept.
-  const live = rows.slice(0, count).filter((_, i) => !drop[i]).map((r) => r.entry)
-  const dead = rows.slice(0, count).filter((_, i) => drop[i]).map((r) => ({...r.entry, r_info: 0n}))
-  const rest = rows.slice(count).map((r, i) => (drop[count + i] ? {...r.entry, r_info: 0n} : r.entry))
-  const all = [...live, ...dead, ...rest]
-  const out = new Uint8Array(all.length * 24)
-  all.forEach((e, i) => encodeStruct(RelaDef, e, out, i * 24))
-  const changed = drop.some((d) => d)
-  report.neutralized += drop.filter((d) => d).length
-  report.kept += rows.length - drop.filter((d) => d).length
-  if (!changed) return
-  patcher.patch(rows[0].offset, out, 'DT_RELA: relocations into memory-taken ranges → NONE')
-  if (countEntry && live.length !== count) {
-    patcher.patchU64(countEntry.offset + 8n, BigInt(live.length), 'DT_RELACOUNT')
-    report.relativeCount = {before: countEntry.entry.d_val, after: BigInt(live.length)}
+  if (size % 24n !== 0n) throw editError('ELF_BAD_SIZE', `relocation table size ${size} is not a multiple of 24`, size)
+  if (size === 0n) return
+  const offset = scan.offsetOf(vaddr, size)
+  const raw = Buffer.from(scan.src.read(offset, Number(size)))
+  const n = raw.length / 24
+  const spans = memory.map((r) => [Number(r.start), Number(r.end)] as const)
+  const count = countEntry ? Math.min(Number(countEntry.entry.d_val), n) : 0
+  let firstDropped = -1
+  for (let i = 0; i < n; i++) {
+    const at = i * 24
+    const target = raw.readUInt32LE(at) + raw.readUInt32LE(at + 4) * 2 ** 32
+    const type = raw.readUInt32LE(at + 8)
+    const inMemory = spans.some(([s, e]) => target < e && target + 8 > s)
+    if (!inMemory || type === types.copy || type === types.none) { report.kept++; continue }
+    patcher.patchU64(offset + BigInt(at + 8), 0n, 'relocation → NONE')
+    report.neutralized++
+    if (firstDropped < 0) firstDropped = i
+  }
+  if (countEntry && firstDropped >= 0 && firstDropped < count) {
+    patcher.patchU64(countEntry.offset + 8n, BigInt(firstDropped), 'DT_RELACOUNT')
+    report.relativeCount = {before: countEntry.entry.d_val, after: BigInt(firstDropped)}
   }
 }
 

@@ -58,8 +58,37 @@ function readImageOrExe(path: string): {found: FoundManifest | null; src: ByteSo
   }
 }
 
+/**
+ * The last originals loaded, by file identity: an orchestrator saving the same runtime again
+ * skips reading, rebuilding and hashing it (tens of ms for a 10 MB runtime). A file changed
+ * in place gets a new mtime or size; a replaced one a new inode.
+ */
+const recent = new Map<string, OriginalExecutable>()
+const RECENT_MAX = 2
+
+function identity(path: string): string | null {
+  try {
+    const st = fs.statSync(path, {bigint: true})
+    return `${path}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+  } catch {
+    return null
+  }
+}
+
 /** Load the original executable for a save from `origin` (an image) or `exe` (runtime or image). */
 export function loadOriginal(exe: string, origin: string | null): OriginalExecutable {
+  const key = identity(origin ?? exe)
+  const hit = key === null ? undefined : recent.get(key)
+  if (hit) return hit
+  const loaded = loadOriginalUncached(exe, origin)
+  if (key !== null) {
+    recent.set(key, loaded)
+    while (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string)
+  }
+  return loaded
+}
+
+function loadOriginalUncached(exe: string, origin: string | null): OriginalExecutable {
   for (const candidate of origin ? [origin, exe] : [exe]) {
     let f: ReturnType<typeof readImageOrExe>
     try {
