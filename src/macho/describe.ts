@@ -27,7 +27,8 @@ export interface MachoSliceDescription {
   fixups: 'chained' | 'dyld-info' | 'none'
   chainedSegCount: number | null
   signature: {identifier: string; pageSize: number; codeLimit: number; slots: number; flags: string; cms: boolean} | null
-  manifest: {generation: string; segments: number; payloads: number; runtimePath: string | null} | {error: string} | null
+  manifest: {generation: string; segments: number; payloads: number; runtimePath: string | null
+    libraries: {path: string | null; buildId: string | null; base: string}[]} | {error: string} | null
   symbols: number | {error: string}
   exports: number | {error: string}
 }
@@ -71,7 +72,8 @@ function describeSlice(m: MachoFile, buf: Buffer): MachoSliceDescription {
   if (manSec) {
     try {
       const man = decodeManifest(buf.subarray(manSec.offset, manSec.offset + Number(manSec.size)), manSec.offset)
-      manifest = {generation: man.generation.toString(), segments: man.segments.length, payloads: man.payloads.length, runtimePath: man.runtimePath}
+      manifest = {generation: man.generation.toString(), segments: man.segments.length, payloads: man.payloads.length, runtimePath: man.runtimePath,
+        libraries: man.libraries.map(l => ({path: l.path, buildId: l.buildId, base: hex(l.base)}))}
     } catch (e) { manifest = {error: (e as Error).message} }
   }
   const count = (f: () => unknown[]): number | {error: string} => { try { return f().length } catch (e) { return {error: (e as Error).message} } }
@@ -106,7 +108,12 @@ export function renderMachoText(path: string, d: MachoDescription): string {
     const n = (v: number | {error: string}) => (typeof v === 'number' ? String(v) : v.error)
     lines.push(`    symbols: ${n(s.symbols)}, exports: ${n(s.exports)}`)
     lines.push(s.signature ? `    signature: ad-hoc${s.signature.cms ? ' + CMS' : ''}, identifier ${s.signature.identifier}, ${s.signature.slots} pages of ${s.signature.pageSize}` : '    signature: none')
-    if (s.manifest) lines.push('error' in s.manifest ? `    manifest: ${s.manifest.error}` : `    manifest: generation ${s.manifest.generation}, ${s.manifest.segments} segments, ${s.manifest.payloads} payloads`)
+    if (s.manifest && 'error' in s.manifest) lines.push(`    manifest: ${s.manifest.error}`)
+    else if (s.manifest) {
+      lines.push(`    manifest: generation ${s.manifest.generation}, ${s.manifest.segments} segments, ${s.manifest.payloads} payloads`)
+      // The libraries (and the shared cache's UUID and base) the image was saved against: docs/macho.md.
+      for (const l of s.manifest.libraries) lines.push(`      saved with ${l.path ?? '?'} at ${l.base}${l.buildId ? ` (${l.buildId})` : ''}`)
+    }
   }
   return lines.join('\n') + '\n'
 }

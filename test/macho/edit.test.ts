@@ -9,7 +9,7 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {buildMachoImage} from '../../src/image/macho-image.js'
 import {decodeManifest, encodeManifest} from '../../src/image/manifest.js'
-import {describeMacho} from '../../src/macho/describe.js'
+import {describeMacho, renderMachoText} from '../../src/macho/describe.js'
 import {verifyMachoImage} from '../../src/macho/verify.js'
 import {chainedFixups, FIXTURES, fixtureNames, npmMacho, objdump, opensslPageHashes, otoolSegments, readFixture, run, sectionBytes, storedPageHashes} from './judges.js'
 import {buildTestImage, HEAP_ADDRESS, HEAP_MEMSIZE, type TestImage} from './test-image.js'
@@ -153,6 +153,7 @@ describe('Mach-O image editing', () => {
         const man = decodeManifest(t.manifest)
         assert.equal(d.slices[0].manifest && 'payloads' in d.slices[0].manifest ? d.slices[0].manifest.payloads : -1, man.payloads.length)
         assert.ok(man.payloads.filter(p => p.source === 'patched').length >= 1)
+        assert.match(renderMachoText(name, d), /saved with \/usr\/lib\/libSystem\.B\.dylib at 0x0/)
         assert.equal(d.slices[0].signature?.identifier, name.includes('-signed') ? name : 'imgdump-image')
       })
     })
