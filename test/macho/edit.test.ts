@@ -159,6 +159,29 @@ describe('Mach-O image editing', () => {
     })
   }
 
+  it('takes many heap runs (chained starts re-laid out larger; later linkedit pieces shift)', () => {
+    const name = 'arm64-chained-signed-pad'
+    const runs = Array.from({length: 24}, (_, i) => ({name: `__IMGHEAP${i}`, address: 0x300000000n + BigInt(i) * 0x100000n, memSize: 0x40000n,
+      payload: Buffer.alloc(100 + i * 1000, i + 1)}))
+    const manifest = Buffer.from(encodeManifest({generation: 1n, createdNs: 0n, heapHeader: 0n, loadBias: 0n, stackLimit: 0n, flags: 0, format: 2,
+      runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, libraries: [], segments: [], payloads: [], undo: []}))
+    const image = buildMachoImage(readFixture(name), runs, manifest)
+    assert.deepEqual(verifyMachoImage(image, {requireSignature: true}).problems, [])
+    const out = join(dir, 'many-runs')
+    writeFileSync(out, image)
+    const segs = otoolSegments(out)
+    assert.equal(chainedFixups(out).segCount, segs.length)
+    assert.equal(segs.length, 6 + 24 + 1)
+    for (const r of runs) {
+      const s = segs.find(x => x.segname === r.name)!
+      assert.ok(image.subarray(Number(s.fileoff), Number(s.fileoff + s.filesize)).equals(r.payload), r.name)
+    }
+    assert.equal(objdump(out, '--exports-trie'), objdump(FIXTURES + name, '--exports-trie'))
+    assert.equal(run('llvm-nm-16', ['-m', out]), run('llvm-nm-16', ['-m', FIXTURES + name]))
+    const {hashes, pageSize, codeLimit} = storedPageHashes(out, image)
+    assert.deepEqual(opensslPageHashes(image, codeLimit, pageSize), hashes)
+  })
+
   it('builds a thin image from the --arch slice of a fat runtime', () => {
     for (const arch of ['arm64', 'x86_64']) {
       const manifest = Buffer.from(encodeManifest({generation: 1n, createdNs: 0n, heapHeader: HEAP_ADDRESS, loadBias: 0n, stackLimit: 0n, flags: 0, format: 2,
