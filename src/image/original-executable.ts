@@ -59,33 +59,15 @@ function readImageOrExe(path: string): {found: FoundManifest | null; src: ByteSo
 }
 
 /**
- * The last originals loaded, by file identity: an orchestrator saving the same runtime again
- * skips reading, rebuilding and hashing it (tens of ms for a 10 MB runtime). A file changed
- * in place gets a new mtime or size; a replaced one a new inode.
+ * The last plain executable loaded: an orchestrator saving the same runtime again compares the
+ * bytes (a memcmp) instead of hashing and validating them again. Keyed by content, not by
+ * mtime: a runtime rebuilt in place within one timestamp tick must not hit a stale entry.
  */
-const recent = new Map<string, OriginalExecutable>()
-const RECENT_MAX = 2
-
-function identity(path: string): string | null {
-  try {
-    const st = fs.statSync(path, {bigint: true})
-    return `${path}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
-  } catch {
-    return null
-  }
-}
+let recent: OriginalExecutable | null = null
 
 /** Load the original executable for a save from `origin` (an image) or `exe` (runtime or image). */
 export function loadOriginal(exe: string, origin: string | null): OriginalExecutable {
-  const key = identity(origin ?? exe)
-  const hit = key === null ? undefined : recent.get(key)
-  if (hit) return hit
-  const loaded = loadOriginalUncached(exe, origin)
-  if (key !== null) {
-    recent.set(key, loaded)
-    while (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value as string)
-  }
-  return loaded
+  return loadOriginalUncached(exe, origin)
 }
 
 function loadOriginalUncached(exe: string, origin: string | null): OriginalExecutable {
@@ -104,8 +86,11 @@ function loadOriginalUncached(exe: string, origin: string | null): OriginalExecu
         return {bytes, path: f.found.manifest.runtimePath ?? candidate, digest: Buffer.from(f.found.manifest.runtimeDigest), fromImage: candidate}
       }
       if (candidate === exe) {
-        const bytes = Buffer.from(f.src.read(0n, Number(f.src.size)))
-        return {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), fromImage: null}
+        const read = f.src.read(0n, Number(f.src.size))
+        const bytes = Buffer.from(read.buffer, read.byteOffset, read.length)
+        if (recent && recent.path === exe && recent.bytes.equals(bytes)) return recent
+        recent = {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), fromImage: null}
+        return recent
       }
     } finally {
       f.close()

@@ -284,6 +284,30 @@ describe('ELF image planner and finalizer', function () {
     for (let i = 1; i < plan.writes.length; i++) assert.ok(plan.writes[i - 1].offset + plan.writes[i - 1].size <= plan.writes[i].offset)
   })
 
+  it('a truncated or damaged runtime executable gives a typed error, never a crash', () => {
+    const exe = exes.get('pie-now')!
+    const bytes = fs.readFileSync(exe)
+    const bad = path.join(dir, 'bad-exe')
+    fs.writeFileSync(bad, bytes.subarray(0, 3000))
+    assert.throws(() => planImage(S.makeRequest(bad, path.join(dir, 'b.img'), true, 0x2000n)),
+      (e: unknown) => e instanceof ImgdumpError && e.phase === 'parse')
+    let seed = 11
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff)
+    const dyn = BigInt(/DYNAMIC\s+(0x[0-9a-f]+)/.exec(execFileSync('readelf', ['-lW', exe], {encoding: 'utf8'}))![1])
+    for (let i = 0; i < 150; i++) {
+      const copy = Buffer.from(bytes)
+      // Headers, program headers, dynamic table, relocation tables: where a lie hurts most.
+      const at = i % 2 === 0 ? rnd() % 0x700 : Number(dyn) + (rnd() % 0x1f0)
+      copy[at] ^= 1 << (rnd() % 8)
+      fs.writeFileSync(bad, copy)
+      try {
+        planImage(S.makeRequest(bad, path.join(dir, 'b.img'), true, 0x2000n))
+      } catch (e) {
+        assert.ok(e instanceof ImgdumpError && e.phase !== 'internal', `flip at ${at}: ${(e as Error).stack}`)
+      }
+    }
+  })
+
   it('refuses static and static-pie runtimes with the reason', () => {
     for (const flags of [['-static'], ['-static-pie']]) {
       const exe = S.compile(dir, `static${flags[0]}`, flags, 'int main(void){return 0;}')
