@@ -131,7 +131,7 @@ export function describeImage(path: string): {object: ImageDescription; text: st
       const h = readHeapHeader(src, m)
       if (h) {
         heap = {magic: h.magic === 0x50414548504d4449n, base: hex(h.base), brk: hex(h.brk), generation: h.generation.toString(),
-          usedBytes: (h.brk - h.base).toString(), allocations: null}
+          usedBytes: (h.brk >= h.base ? h.brk - h.base : 0n).toString(), allocations: null}
         try { heap.allocations = heapAllocations(path, m) } catch (err) {
           heap.problem = err instanceof ImgdumpError ? err.message : String(err)
         }

@@ -263,6 +263,20 @@ describe('ELF image planner and finalizer', function () {
     assert.match(text.stderr, /failed verification \(1 problem\)/)
   })
 
+  it('imgdump inspect describes an image (manifest, heap, compatibility)', function () {
+    const cli = path.resolve(import.meta.dirname, '../../bin/run.js')
+    if (!fs.existsSync(path.resolve(import.meta.dirname, '../../dist/commands/inspect.js'))) this.skip()
+    const r = spawnSync('node', [cli, 'inspect', images.get('nopie-now')!, '--json'], {encoding: 'utf8'})
+    assert.equal(r.status, 0, r.stderr)
+    const d = JSON.parse(r.stdout)
+    assert.equal(d.generation, '1')
+    assert.equal(d.heap.generation, '1')
+    assert.equal(d.heap.brk, '0x600000001100')
+    assert.deepEqual(d.segments.map((x: {role: string}) => x.role), ['data', 'heap', 'reservation'])
+    const text = spawnSync('node', [cli, 'inspect', images.get('nopie-now')!], {encoding: 'utf8'})
+    assert.match(text.stdout, /^image .*\n  generation 1, parent none/)
+  })
+
   it('describeImage shows manifest, segments, compatibility and the heap header', () => {
     const {object, text} = describeImage(images.get('pie-now')!)
     assert.equal(object.generation, '1')

@@ -137,6 +137,7 @@ export function makeHeap(generation: bigint, text = 'hello from the heap', size 
   heap.write('IDMPHEAP', 0, 'latin1')
   heap.writeUInt32LE(1, 8)
   heap.writeBigUInt64LE(HEAP_BASE, 16)
+  heap.writeBigUInt64LE(HEAP_BASE + BigInt(size), 32)
   heap.writeBigUInt64LE(generation, 48)
   heap.write(text + '\0', 0x1000, 'latin1')
   for (let i = 0x1100; i < size; i++) heap[i] = (i * 7) & 0xff
