@@ -117,6 +117,9 @@ describe('ELF image planner and finalizer', function () {
         assert.equal(bss?.[1], 'PROGBITS', '.bss is saved data now')
         // .tbss is a TLS template size, not saved data (it shares addresses with .init_array).
         assert.equal(/\]\s+\.tbss\s+(\S+)/.exec(r.stdout)?.[1], 'NOBITS')
+        const llvm = spawnSync('llvm-readobj-16', ['--program-headers', '--sections', '--notes', '--dyn-relocations', images.get(v.name)!], {encoding: 'utf8'})
+        assert.equal(llvm.status, 0)
+        assert.equal(llvm.stderr, '', 'llvm-readobj warns about nothing')
         // p_align of every PT_LOAD stays at the page size (a 2 MiB one would round a PIE's bias).
         for (const m of r.stdout.matchAll(/^\s+LOAD\s.*\s(0x[0-9a-f]+)$/gm)) assert.equal(m[1], '0x1000')
       })
