@@ -2,4 +2,4 @@
 export * from './definitions.js'
 export {readHeapHeader, type HeapHeader} from './reader.js'
 export {bufferSource, fileSource, readerSource, type HeapSource, type ReadAt} from './source.js'
-export {summarize, walkChunks, type Chunk, type ChunkState, type HeapSummary} from './walk.js'
+export {ChunkCursor, summarize, walkChunks, type Chunk, type ChunkState, type HeapSummary} from './walk.js'

@@ -14,6 +14,12 @@ export interface HeapSource {
   readonly length: bigint
   /** `len` bytes at address `addr`; throws a parse error when out of range. */
   read(addr: bigint, len: number): Uint8Array
+  /**
+   * A block of bytes covering heap offsets [offset, offset+len) (offsets from base, as
+   * numbers: heaps are < 2^53 bytes): `bytes[0]` is at heap offset `start` <= offset. Lets a
+   * walk step through a large heap without a read call per chunk.
+   */
+  block(offset: number, len: number): {bytes: Uint8Array; start: number}
   close(): void
 }
 
@@ -37,6 +43,10 @@ export function bufferSource(buf: Uint8Array, base: bigint): HeapSource {
       const at = Number(addr - base)
       return buf.subarray(at, at + len)
     },
+    block(offset, len) {
+      check(base + BigInt(offset), len, base, length)
+      return {bytes: buf, start: 0}
+    },
     close() {},
   }
 }
@@ -48,25 +58,33 @@ const WINDOW = 1 << 20
 
 /** Heap bytes through a reader: [base, base+length) read at heap offsets, windowed. */
 export function readerSource(readAt: ReadAt, base: bigint, length: bigint, close: () => void = () => {}): HeapSource {
-  let winStart = -1n
+  let winStart = -1
   let win: Uint8Array = new Uint8Array(0)
+  /** Make the window cover heap offsets [off, off+len); the caller has bounds-checked. */
+  const cover = (off: number, len: number) => {
+    if (winStart >= 0 && off >= winStart && off + len <= winStart + win.length) return
+    const want = Math.max(len, WINDOW)
+    const avail = Number(length) - off
+    winStart = off
+    win = readAt(BigInt(off), Math.min(avail, want))
+    if (win.length < len) {
+      throw new ImgdumpError('parse', 'HEAP_TRUNCATED', `the heap image ends before 0x${(base + BigInt(off + len)).toString(16)}`,
+        {offset: off, value: `0x${(base + BigInt(off)).toString(16)}`})
+    }
+  }
   return {
     base, length,
     read(addr, len) {
       check(addr, len, base, length)
-      const off = addr - base
-      if (winStart < 0n || off < winStart || off + BigInt(len) > winStart + BigInt(win.length)) {
-        const want = Math.max(len, WINDOW)
-        const avail = length - off
-        winStart = off
-        win = readAt(off, Number(avail < BigInt(want) ? avail : BigInt(want)))
-        if (win.length < len) {
-          throw new ImgdumpError('parse', 'HEAP_TRUNCATED', `the heap image ends before 0x${(addr + BigInt(len)).toString(16)}`,
-            {offset: off, value: `0x${addr.toString(16)}`})
-        }
-      }
-      const at = Number(off - winStart)
+      const off = Number(addr - base)
+      cover(off, len)
+      const at = off - winStart
       return win.subarray(at, at + len)
+    },
+    block(offset, len) {
+      check(base + BigInt(offset), len, base, length)
+      cover(offset, len)
+      return {bytes: win, start: winStart}
     },
     close,
   }

@@ -3,9 +3,13 @@
  * chunks tile the range exactly, each boundary tag's PINUSE bit agrees with the previous
  * chunk, free chunks carry a footer. Any violation is a typed parse error with the chunk's
  * heap offset; the walk never reads outside the source.
+ *
+ * The stepping works on plain numbers (heap offsets < 2^53) over the source's blocks, with
+ * no allocation per chunk: a heap of small chunks walks at tens of millions of chunks per
+ * second. Addresses become bigints only where a Chunk object is handed out.
  */
 import {ImgdumpError} from '../errors.js'
-import {CHUNK_FLAG_MASK, CHUNK_FLAGS, CHUNK_MIN, CHUNK_OVERHEAD} from './definitions.js'
+import {CHUNK_MIN, CHUNK_OVERHEAD} from './definitions.js'
 import type {HeapHeader} from './reader.js'
 import type {HeapSource} from './source.js'
 
@@ -34,53 +38,103 @@ export interface HeapSummary {
   topBytes: bigint
 }
 
-function corrupt(code: string, message: string, src: HeapSource, addr: bigint, value: bigint): ImgdumpError {
-  return new ImgdumpError('parse', code, message, {offset: addr - src.base, value: `0x${value.toString(16)}`})
-}
+const PINUSE = 1
+const CINUSE = 2
+const QUICK = 4
+const STATES: readonly ChunkState[] = ['used', 'free', 'quick']
 
-function head(src: HeapSource, addr: bigint): bigint {
-  const b = src.read(addr + 8n, 8)
-  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true)
-}
+/** Steps through the chunks; after next() returns true, offset/size/state describe one. */
+export class ChunkCursor {
+  /** Heap offset (from base) of the current chunk. */
+  offset = 0
+  size = 0
+  /** 0 used, 1 free, 2 quick. */
+  state = 0
+  private next_: number
+  private readonly top: number
+  private prevInUse = true
+  private view: DataView = new DataView(new ArrayBuffer(0))
+  private bstart = 0
+  private bend = 0
 
-function prevSizeOf(src: HeapSource, addr: bigint): bigint {
-  const b = src.read(addr, 8)
-  return new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true)
+  constructor(private readonly src: HeapSource, header: HeapHeader) {
+    this.next_ = Number(header.alloc.firstChunk - src.base)
+    this.top = Number(header.alloc.top - src.base)
+  }
+
+  /** The 64-bit word at heap offset o, as a number (heads and sizes are < 2^53). */
+  private word(o: number): number {
+    if (o < this.bstart || o + 8 > this.bend) {
+      const b = this.src.block(o, 8)
+      this.view = new DataView(b.bytes.buffer, b.bytes.byteOffset, b.bytes.byteLength)
+      this.bstart = b.start
+      this.bend = b.start + b.bytes.byteLength
+    }
+    const at = o - this.bstart
+    return this.view.getUint32(at + 4, true) * 4294967296 + this.view.getUint32(at, true)
+  }
+
+  private corrupt(code: string, message: string, o: number, value: number): ImgdumpError {
+    return new ImgdumpError('parse', code, message, {offset: o, value: `0x${value.toString(16)}`})
+  }
+
+  private hex(o: number): string {
+    return `0x${(this.src.base + BigInt(o)).toString(16)}`
+  }
+
+  next(): boolean {
+    const o = this.next_
+    if (o >= this.top) {
+      if (o !== this.top) throw this.corrupt('HEAP_CHUNK_END', 'the chunks do not end at the top chunk', o, this.top)
+      const th = this.word(o + 8)
+      if (((th & PINUSE) !== 0) !== this.prevInUse) throw this.corrupt('HEAP_TOP_PINUSE', 'the top chunk disagrees with the last chunk', o, th)
+      return false
+    }
+    const h = this.word(o + 8)
+    const flags = h % 16
+    const size = h - flags
+    const inuse = (flags & CINUSE) !== 0
+    const quick = (flags & QUICK) !== 0
+    if (size < Number(CHUNK_MIN) || o + size > this.top) throw this.corrupt('HEAP_CHUNK_SIZE', `chunk at ${this.hex(o)} has size ${size}`, o, h)
+    if (((flags & PINUSE) !== 0) !== this.prevInUse) {
+      throw this.corrupt('HEAP_CHUNK_PINUSE', `chunk at ${this.hex(o)} disagrees with its predecessor's state`, o, h)
+    }
+    if (quick && !inuse) throw this.corrupt('HEAP_CHUNK_FLAGS', `quick chunk at ${this.hex(o)} not marked in use`, o, h)
+    if (!inuse) {
+      const footer = this.word(o + size)
+      if (footer !== size) throw this.corrupt('HEAP_CHUNK_FOOTER', `free chunk at ${this.hex(o)} has no matching footer`, o + size, footer)
+    }
+    this.offset = o
+    this.size = size
+    this.state = quick ? 2 : inuse ? 0 : 1
+    this.prevInUse = inuse
+    this.next_ = o + size
+    return true
+  }
 }
 
 export function* walkChunks(src: HeapSource, header: HeapHeader): Generator<Chunk> {
-  const top = header.alloc.top
-  let addr = header.alloc.firstChunk
-  let prevInUse = true
-  while (addr < top) {
-    const h = head(src, addr)
-    const size = h & ~CHUNK_FLAG_MASK
-    const inuse = (h & CHUNK_FLAGS.CINUSE) !== 0n
-    const quick = (h & CHUNK_FLAGS.QUICK) !== 0n
-    if (size < CHUNK_MIN || addr + size > top) throw corrupt('HEAP_CHUNK_SIZE', `chunk at 0x${addr.toString(16)} has size ${size}`, src, addr, h)
-    if (((h & CHUNK_FLAGS.PINUSE) !== 0n) !== prevInUse) {
-      throw corrupt('HEAP_CHUNK_PINUSE', `chunk at 0x${addr.toString(16)} disagrees with its predecessor's state`, src, addr, h)
-    }
-    if (quick && !inuse) throw corrupt('HEAP_CHUNK_FLAGS', `quick chunk at 0x${addr.toString(16)} not marked in use`, src, addr, h)
-    if (!inuse && prevSizeOf(src, addr + size) !== size) {
-      throw corrupt('HEAP_CHUNK_FOOTER', `free chunk at 0x${addr.toString(16)} has no matching footer`, src, addr + size, prevSizeOf(src, addr + size))
-    }
-    yield {address: addr, size, state: quick ? 'quick' : inuse ? 'used' : 'free', payload: addr + 16n, usable: size - CHUNK_OVERHEAD}
-    prevInUse = inuse
-    addr += size
+  const cur = new ChunkCursor(src, header)
+  while (cur.next()) {
+    const address = src.base + BigInt(cur.offset)
+    const size = BigInt(cur.size)
+    yield {address, size, state: STATES[cur.state], payload: address + 16n, usable: size - CHUNK_OVERHEAD}
   }
-  if (addr !== top) throw corrupt('HEAP_CHUNK_END', 'the chunks do not end at the top chunk', src, addr, top)
-  const th = head(src, top)
-  if (((th & CHUNK_FLAGS.PINUSE) !== 0n) !== prevInUse) throw corrupt('HEAP_TOP_PINUSE', 'the top chunk disagrees with the last chunk', src, top, th)
 }
 
 export function summarize(src: HeapSource, header: HeapHeader): HeapSummary {
-  const s: HeapSummary = {chunks: 0, used: 0, usedBytes: 0n, free: 0, freeBytes: 0n, quick: 0, quickBytes: 0n, topBytes: header.committed - header.alloc.top}
-  for (const c of walkChunks(src, header)) {
-    s.chunks++
-    if (c.state === 'used') s.used++, s.usedBytes += c.size
-    else if (c.state === 'free') s.free++, s.freeBytes += c.size
-    else s.quick++, s.quickBytes += c.size
+  const cur = new ChunkCursor(src, header)
+  const n = [0, 0, 0]
+  const bytes = [0, 0, 0]
+  while (cur.next()) {
+    n[cur.state]++
+    bytes[cur.state] += cur.size
   }
-  return s
+  return {
+    chunks: n[0] + n[1] + n[2],
+    used: n[0], usedBytes: BigInt(bytes[0]),
+    free: n[1], freeBytes: BigInt(bytes[1]),
+    quick: n[2], quickBytes: BigInt(bytes[2]),
+    topBytes: header.committed - header.alloc.top,
+  }
 }
