@@ -6,6 +6,7 @@
 #include <sys/auxv.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "process-facts.h"
 #include "scratch.h"
@@ -36,6 +37,18 @@ static int env_has(char **envp, const char *name) {
   for (; *envp; envp++)
     if (!strncmp(*envp, name, n) && (*envp)[n] == '=') return 1;
   return 0;
+}
+
+/* The file to exec again: AT_EXECFN keeps the path the user ran (so argv[0], AT_EXECFN and
+ * /proc/self/exe look the same to the runtime) — unless that path is a `#!` script, whose
+ * process is the interpreter: exec'ing the script again would add its path to argv twice. */
+static const char *reexec_path(void) {
+  const char *path = (const char *)getauxval(AT_EXECFN);
+  struct stat a, b;
+  if (path && *path && stat(path, &a) == 0 && stat("/proc/self/exe", &b) == 0 && a.st_dev == b.st_dev &&
+      a.st_ino == b.st_ino)
+    return path;
+  return "/proc/self/exe";
 }
 
 int pin_reexec(struct pin_state *st, uint64_t stack_limit) {
@@ -70,9 +83,7 @@ int pin_reexec(struct pin_state *st, uint64_t stack_limit) {
     scratch_close(&s);
     return -EPERM;
   }
-  /* AT_EXECFN keeps the path the user ran (and so /proc/self/exe and argv untouched). */
-  const char *path = (const char *)getauxval(AT_EXECFN);
-  execve(path && *path ? path : "/proc/self/exe", argv, envp);
+  execve(reexec_path(), argv, envp);
   rc = -errno;
   execve("/proc/self/exe", argv, envp);
   personality((unsigned long)persona);

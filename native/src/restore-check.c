@@ -5,6 +5,7 @@
  * on any difference before main can use saved state; then re-resolve extern slots and run
  * the runtime's on-restore hooks. In every process: undo the pinning re-exec's traces.
  */
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +100,15 @@ void imgdump__restore_check(void) {
 
 /* Priority 101: before the runtime's own constructors (which run again in an image and may
  * look at restored data). A shared (preloaded) libimgdump runs it before the executable's. */
-__attribute__((constructor(101))) static void imgdump_constructor(void) { imgdump__restore_check(); }
+__attribute__((constructor(101))) static void imgdump_constructor(void) {
+#ifdef IMGDUMP_SHARED
+  /* Preloaded or linked, this library's malloc is the process's (symbol lookup finds it
+   * first); dlopen'ed later (e.g. through an FFI), it is not, and re-executing the host
+   * process to pin its layout would be wrong. */
+  if (dlsym(RTLD_DEFAULT, "malloc") != (void *)malloc) imgdump__disable_pinning();
+#endif
+  imgdump__restore_check();
+}
 
 #ifndef IMGDUMP_SHARED
 /* Linked into the executable (libimgdump.a): pin and find the manifest before any shared

@@ -28,6 +28,7 @@
 static struct {
   struct per_exec_token token;
   int done;
+  int no_pin; /* loaded with dlopen: not the process's allocator, leave the layout alone */
   int is_image;
   struct manifest manifest;
   struct imgdump_image_info info;
@@ -87,13 +88,13 @@ static void start_image(void) {
 
 const struct imgdump_image_info *imgdump__startup(void) {
   /* Single-threaded here: ld.so start-up, or the first malloc of a fresh process. */
-  if (per_exec_stale(&run.token)) run.done = 0; /* saved copy from another run */
+  if (per_exec_stale(&run.token)) run.done = run.no_pin = 0; /* saved copy from another run */
   if (!run.done) {
     run.done = 1;
     own_image(&run.own);
     pin_probe(&run.pin);
     start_image();
-    if (!run.is_image && !run.pin.pinned)
+    if (!run.is_image && !run.pin.pinned && !run.no_pin)
       pin_reexec(&run.pin, 0); /* returns only when pinning is impossible: run unpinned */
     if (run.pin.pinned) pin_release_children();
   }
@@ -121,3 +122,8 @@ const struct startup_facts *imgdump__facts(void) {
 }
 
 void imgdump__note_stack_was_unlimited(void) { run.pin.stack_was_unlimited = 1; }
+
+void imgdump__disable_pinning(void) {
+  if (per_exec_stale(&run.token)) run.done = 0;
+  run.no_pin = 1;
+}

@@ -22,5 +22,7 @@ struct startup_facts {
 
 const struct startup_facts *imgdump__facts(void);
 void imgdump__note_stack_was_unlimited(void);
+/* The shared library was dlopen'ed into a running process: never pin (re-exec) it. */
+void imgdump__disable_pinning(void);
 
 #endif

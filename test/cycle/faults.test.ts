@@ -98,7 +98,14 @@ describe('save faults leave the previous image intact', function () {
     let seed = 12345
     const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
     for (let i = 0; i < 50; i++) {
-      const child = spawn(image, [], {env: {...process.env, IMGDUMP_CLI: CLI}, stdio: ['pipe', 'ignore', 'ignore']})
+      // The previous planner may still hold the new image open for a moment (ETXTBSY).
+      let child = spawn(image, [], {env: {...process.env, IMGDUMP_CLI: CLI}, stdio: ['pipe', 'ignore', 'ignore']})
+      for (let t = 0; t < 50; t++) {
+        const failed = await new Promise<boolean>((r) => { child.once('spawn', () => r(false)); child.once('error', () => r(true)) })
+        if (!failed) break
+        await new Promise((r) => setTimeout(r, 100))
+        child = spawn(image, [], {env: {...process.env, IMGDUMP_CLI: CLI}, stdio: ['pipe', 'ignore', 'ignore']})
+      }
       child.stdin.write(`fill 3000\nsave ${image}\nsave ${image}\n`)
       const delay = Math.floor(next() * 400)
       await new Promise((r) => setTimeout(r, delay))
