@@ -3,7 +3,8 @@ import {spawn} from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import {ImgdumpError} from '../../src/errors.js'
-import {closeFd, recvWithFds, sendAll, socketPair} from '../../src/native/socket.js'
+import {closeFd, pollFd, recvWithFds, sendAll, socketPair} from '../../src/native/socket.js'
+import {PlannerSession} from '../../src/session/planner-session.js'
 import {serveOneSave} from '../../src/session/standalone.js'
 import {cleanupTemp, peerBinary, peerPattern, STUB_MAGIC, stubImageSide, tempDir} from './helpers.js'
 
@@ -99,6 +100,32 @@ describe('session fd passing (koffi sendmsg/recvmsg, SCM_RIGHTS)', () => {
     assert.deepEqual(lines[0], {t: 'welcome', v: 1})
     assert.equal(lines[1].t, 'error')
     assert.equal(lines[1].code, 'PROTO_UNEXPECTED')
+  })
+
+  it('holds request-save back until the runtime was welcomed, and answers nothing to refused', async () => {
+    const [parent, child] = socketPair()
+    const session = new PlannerSession(parent, stubImageSide())
+    const {id, outcome} = session.requestSave('/tmp/x.img', 'exec')
+    assert.equal(id, 1 << 20)
+    assert.equal(pollFd(child, false, 100), false, 'nothing sent before hello')
+    sendAll(child, Buffer.from('{"t":"hello","v":1,"pid":1,"exe":"/x","api":1}\n'))
+    let text = ''
+    // The planner runs on this event loop: let it run between non-blocking looks.
+    while (text.split('\n').length < 3) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      if (pollFd(child, false, 0)) text += recvWithFds(child).data.toString()
+    }
+    const [welcome, request] = text.trim().split('\n').map((l) => JSON.parse(l))
+    assert.deepEqual(welcome, {t: 'welcome', v: 1})
+    assert.deepEqual(request, {t: 'request-save', id: 1 << 20, path: '/tmp/x.img', mode: 'exec'})
+    sendAll(child, Buffer.from(`{"t":"refused","id":${id},"code":-3,"message":"two threads"}\n{"t":"refused","id":5,"code":-3,"message":"x"}\n`))
+    const o = await outcome
+    assert.ok(!o.ok && o.error.phase === 'save' && o.error.code === 'RUNTIME_REFUSED' && /two threads/.test(o.error.message))
+    assert.ok(session.connected)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(pollFd(child, false, 0), false, 'no answer to refused')
+    session.close()
+    closeFd(child)
   })
 
   it('refuses another protocol version', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
 import fs from 'node:fs'
+import net from 'node:net'
 import path from 'node:path'
 import {runSession, type RunResult} from '../../src/session/orchestrator.js'
 import {cleanupTemp, cliPath, peerBinary, peerPattern, STUB_MAGIC, stubImageSide, tempDir} from './helpers.js'
@@ -172,6 +173,18 @@ describe('imgdump run / sessions / save (CLI, C stand-in runtime)', () => {
       assert.equal(r.stderr, '', 'no progress output without a terminal')
     })
 
+    it('shows progress on a terminal (stderr is a pty under script(1))', async () => {
+      const target = path.join(tempDir(), 'tty.img')
+      const cmd = [process.execPath, cliPath, 'save', 'kv', '-o', target].map((a) => `'${a}'`).join(' ')
+      const child = spawn('script', ['-qec', cmd, '/dev/null'], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+      let out = ''
+      child.stdout.on('data', (d) => (out += d))
+      const status = await new Promise((resolve) => child.on('close', resolve))
+      assert.equal(status, 0, out)
+      assert.match(out, /\r\x1b\[Kwaiting for kv to reach a safepoint/)
+      assert.match(out, /\r\x1b\[Ksaved /)
+    })
+
     it('a refusal by the runtime exits 10 with its reason', async () => {
       runtime.stdin!.write('refuse\n')
       await waitForLine(runtime, /^will refuse$/)
@@ -182,13 +195,32 @@ describe('imgdump run / sessions / save (CLI, C stand-in runtime)', () => {
       assert.ok(!fs.existsSync(target))
     })
 
+    it('a second request while one waits is SAVE_BUSY (exit 10); a requester that left cancels its save', async () => {
+      runtime.stdin!.write('hold\n')
+      await waitForLine(runtime, /^holding$/)
+      const target = path.join(tempDir(), 'cancelled.img')
+      const sock = net.connect(path.join(sessionDir, 'kv.sock'))
+      sock.write(JSON.stringify({t: 'save', v: 1, path: target, mode: 'continue'}) + '\n')
+      const first = await new Promise<Record<string, unknown>>((resolve) => sock.once('data', (d) => resolve(JSON.parse(String(d).split('\n')[0]))))
+      assert.deepEqual(first, {t: 'status', state: 'waiting', connected: true})
+      const busy = await cliAsync(['save', 'kv', '-o', path.join(tempDir(), 'busy.img'), '--json'], env)
+      assert.equal(busy.status, 10)
+      assert.equal(JSON.parse(busy.stdout).error.code, 'SAVE_BUSY')
+      sock.destroy()
+      await new Promise((resolve) => setTimeout(resolve, 500)) // the orchestrator (this process) sees the close
+      runtime.stdin!.write('release\n')
+      assert.equal(await waitForLine(runtime, /^error /), 'error CANCELLED')
+      assert.ok(!fs.existsSync(target))
+      assert.deepEqual(log.slice(-4), ['plan', 'create', 'finalize', 'commit'], 'nothing planned for the cancelled save')
+    })
+
     it('--exit saves and ends the runtime; run returns its status 0', async () => {
       const target = path.join(tempDir(), 'last.img')
       const r = await cliAsync(['save', 'kv', '-o', target, '--exit'], env)
       assert.equal(r.status, 0, r.stderr)
       const res = await result
       assert.equal(res.status, 0)
-      assert.equal(res.saves, 3)
+      assert.equal(res.saves, 4)
       assert.ok(fs.existsSync(target))
       assert.ok(!fs.existsSync(path.join(sessionDir, 'kv.json')))
     })
