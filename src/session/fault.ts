@@ -1,14 +1,7 @@
 /**
- * Deterministic fault injection for save tests (docs/protocol.md, "Fault injection"):
- * `IMGDUMP_FAULT=<phase>` makes the planner kill itself with SIGKILL when it reaches that
- * phase, exactly as a crash would (no cleanup, no exit handlers). Planner phases:
- *   planned  — the plan and the output fd have been sent to the runtime (session side)
- *   headers  — headers and manifest are written, before fsync (image side, finalizeImage)
- *   fsync    — the temp file is fsync'd, before it is linked (image side)
- *   linked   — the temp file is linked under a temp name, before the rename (image side)
+ * Deterministic fault injection for save tests (docs/protocol.md, "Fault injection"): one
+ * implementation for the whole planner, in src/image/fault-point.ts (`headers`, `fsync` and
+ * `linked` happen inside finalizeImage); the session side reaches `planned` — the plan and
+ * the output fd have been sent to the runtime.
  */
-export type PlannerFault = 'planned' | 'headers' | 'fsync' | 'linked'
-
-export function faultPoint(name: PlannerFault): void {
-  if (process.env.IMGDUMP_FAULT === name) process.kill(process.pid, 'SIGKILL')
-}
+export {faultPoint, type PlannerFaultPhase} from '../image/fault-point.js'
