@@ -1,29 +1,32 @@
-import {Args} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {describeFile, type FileDescription} from '../inspect/describe-file.js'
-import {renderElfText} from '../inspect/render-text.js'
-import {describeImage, isImageFile, type ImageDescription} from '../image/describe-image.js'
 
 export default class Inspect extends BaseCommand {
-  static override description = 'Describe an executable or image: format, kind, entry, interpreter, libraries, build-id, segments, sections'
+  static override description = `Describe an executable or image: format, kind, entry, interpreter, libraries, build-id, segments, sections
+
+ELF and Mach-O (also fat/universal) executables and libraries; for imgdump images also the
+manifest (generation, runtime, libraries, segments), compatibility with this machine and a
+summary of the saved heap by size class.`
+
   static override examples = [
     '<%= config.bin %> inspect /bin/ls',
     '<%= config.bin %> inspect ./myimage --json',
+    '<%= config.bin %> inspect ./universal-binary --arch arm64',
   ]
+
   static override args = {
     file: Args.string({description: 'file to describe', required: true}),
   }
 
-  async run(): Promise<FileDescription | ImageDescription> {
-    const {args} = await this.parse(Inspect)
-    // Images first: their heap reservation PT_LOAD lies past the end of the file by design.
-    if (isImageFile(args.file)) {
-      const {object, text} = describeImage(args.file)
-      if (!this.jsonEnabled()) process.stdout.write(text)
-      return object
-    }
-    const d = describeFile(args.file)
-    if (!this.jsonEnabled()) process.stdout.write(renderElfText(args.file, d))
-    return d
+  static override flags = {
+    arch: Flags.string({description: 'Mach-O fat files: the slice to describe (x86_64, arm64)'}),
+  }
+
+  async run(): Promise<FileDescription> {
+    const {args, flags} = await this.parse(Inspect)
+    const {object, text} = describeFile(args.file, {arch: flags.arch})
+    if (!this.jsonEnabled()) process.stdout.write(text)
+    return object
   }
 }

@@ -1,27 +1,59 @@
 /**
- * The one dispatch point of `imgdump inspect`: read the file, switch on its magic. Each
- * format adds its branch here (ELF now; Mach-O and imgdump images later).
+ * The one dispatch point of `imgdump inspect`: look at the file's magic and hand it to its
+ * format — an imgdump image (ELF with a manifest note), a plain ELF file, a Mach-O or fat
+ * file. Returns the JSON-able description and its text rendering.
  */
-import {readFileSync} from 'node:fs'
+import {closeSync, openSync, readFileSync, readSync} from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
 import {describeElf, type ElfDescription} from '../elf/describe.js'
 import {parseElf} from '../elf/reader.js'
+import {describeImage, isImageFile, type ImageDescription} from '../image/describe-image.js'
+import {describeMacho, renderMachoText, type MachoDescription} from '../macho/index.js'
+import {formatOfMagic, type FileFormat} from './file-format.js'
+import {renderElfText} from './render-text.js'
 
-export type FileDescription = ElfDescription
+export type FileDescription = ElfDescription | ImageDescription | MachoDescription
 
-export function describeFile(path: string): FileDescription {
-  let bytes: Uint8Array
+export interface DescribeOptions {
+  /** Mach-O fat files: the slice to describe (default: all). */
+  arch?: string
+}
+
+/** The format of the file at `path`, from its first bytes. */
+export function fileFormat(path: string): FileFormat {
+  let fd: number
+  try { fd = openSync(path, 'r') } catch (err) { throw ioError(err, path) }
   try {
-    bytes = readFileSync(path)
+    const head = Buffer.alloc(4)
+    const n = readSync(fd, head, 0, 4, 0)
+    return formatOfMagic(head.subarray(0, n))
   } catch (err) {
     throw ioError(err, path)
+  } finally {
+    closeSync(fd)
   }
-  if (bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46) {
-    return describeElf(parseElf(bytes), bytes.length)
+}
+
+function readWhole(path: string): Buffer {
+  try { return readFileSync(path) } catch (err) { throw ioError(err, path) }
+}
+
+export function describeFile(path: string, opts: DescribeOptions = {}): {object: FileDescription; text: string} {
+  const format = fileFormat(path)
+  switch (format) {
+  case 'elf': {
+    // Images first: their heap reservation PT_LOAD lies past the end of the file by design.
+    if (isImageFile(path)) return describeImage(path)
+    const bytes = readWhole(path)
+    const d = describeElf(parseElf(bytes), bytes.length)
+    return {object: d, text: renderElfText(path, d)}
   }
-  if (bytes.length >= 1 && bytes[0] === 0x7f) {
-    // Starts like ELF: let the ELF reader name what is wrong (truncated, bad magic).
-    return describeElf(parseElf(bytes), bytes.length)
+  case 'macho':
+  case 'fat': {
+    const d = describeMacho(readWhole(path), opts)
+    return {object: d, text: renderMachoText(path, d)}
   }
-  throw new ImgdumpError('parse', 'UNKNOWN_FORMAT', `${path}: not a file imgdump knows (no ELF magic)`, {offset: 0})
+  default:
+    throw new ImgdumpError('parse', 'UNKNOWN_FORMAT', `${path}: not a file imgdump knows (no ELF or Mach-O magic)`, {offset: 0})
+  }
 }
