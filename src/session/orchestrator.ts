@@ -121,7 +121,10 @@ function serveSession(dir: string, record: SessionRecord, opts: RunOptions, pare
   }
   let progress: {timer: NodeJS.Timeout; client: net.Socket} | undefined
   let activeClient: net.Socket | undefined
-  const planner = new PlannerSession(parentFd, opts.imageSide ?? loadImageSide, {
+  const imageSide = opts.imageSide ?? loadImageSide
+  // Load the image side now, while the runtime starts, so the first save does not pay for it.
+  imageSide().catch(() => undefined)
+  const planner = new PlannerSession(parentFd, imageSide, {
     hello(h) {
       record.connected = true
       record.exe = h.exe
