@@ -9,6 +9,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import {constants as osConstants} from 'node:os'
+import {isatty} from 'node:tty'
 import type {SaveMode} from '../image/save-types.js'
 import {ImgdumpError} from '../errors.js'
 import {closeFd, socketPair} from '../native/socket.js'
@@ -60,6 +61,8 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
     removeRecord(dir, name)
     throw err
   }
+  const target: {pid?: number} = {}
+  const stopSignals = forwardSignals(target)
   const child = spawn(opts.runtime, opts.args, {
     // The child end becomes fd 3 via dup2, which leaves it without close-on-exec.
     stdio: [...(opts.pipeStdio ? ['pipe', 'pipe', 'pipe'] as const : ['inherit', 'inherit', 'inherit'] as const), childFd],
@@ -71,10 +74,12 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
     child.once('error', (err) => resolve(err))
   })
   if (spawned) {
+    stopSignals()
     closeFd(parentFd)
     removeRecord(dir, name)
     throw new ImgdumpError('io', `IO_${spawned.code ?? 'SPAWN'}`, `cannot start ${opts.runtime}: ${spawned.code === 'ENOENT' ? 'no such file or command' : spawned.message}`)
   }
+  target.pid = child.pid
   opts.spawned?.(child)
   const exited = new Promise<{code: number | null; signal: NodeJS.Signals | null}>((resolve) =>
     child.once('exit', (code, signal) => resolve({code, signal})))
@@ -82,7 +87,6 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
     name, pid: child.pid!, orchestratorPid: process.pid, runtime: opts.runtime, args: opts.args,
     started, socket: socketPath(dir, name), connected: false,
   }, opts, parentFd)
-  const stopSignals = forwardSignals(child.pid!)
   const {code, signal} = await exited
   stopSignals()
   const saves = served.stop()
@@ -90,11 +94,19 @@ export async function runSession(opts: RunOptions): Promise<RunResult> {
   return {name, pid: child.pid!, status, signal, saves}
 }
 
-function forwardSignals(pid: number): () => void {
-  const names: NodeJS.Signals[] = [...ALWAYS_FORWARDED, ...(process.stdin.isTTY ? [] : TERMINAL_SIGNALS)]
+/**
+ * Installed before the runtime is spawned: a Ctrl-C right at start must not kill the
+ * orchestrator (the runtime would lose its planner). Signals before `target.pid` is set are
+ * dropped (there is no runtime yet to pass them to).
+ */
+function forwardSignals(target: {pid?: number}): () => void {
+  // isatty(0), not process.stdin.isTTY: creating process.stdin would open the runtime's terminal.
+  const onTerminal = isatty(0)
+  const names: NodeJS.Signals[] = [...ALWAYS_FORWARDED, ...(onTerminal ? [] : TERMINAL_SIGNALS)]
   const handler = (sig: NodeJS.Signals) => {
+    if (target.pid === undefined) return
     try {
-      process.kill(pid, sig)
+      process.kill(target.pid, sig)
     } catch {
       // already gone: its exit is on its way
     }
@@ -102,7 +114,7 @@ function forwardSignals(pid: number): () => void {
   // With a terminal, Ctrl-C reaches the runtime directly; the orchestrator must only survive it.
   const ignore = () => {}
   for (const s of names) process.on(s, handler)
-  if (process.stdin.isTTY) for (const s of TERMINAL_SIGNALS) process.on(s, ignore)
+  if (onTerminal) for (const s of TERMINAL_SIGNALS) process.on(s, ignore)
   return () => {
     for (const s of names) process.off(s, handler)
     for (const s of TERMINAL_SIGNALS) process.off(s, ignore)

@@ -27,6 +27,21 @@ function waitForLine(child: ChildProcess, re: RegExp): Promise<string> {
   })
 }
 
+function waitForText(child: ChildProcess, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = ''
+    const onData = (d: Buffer) => {
+      seen += d
+      if (seen.includes(text)) {
+        child.stdout!.off('data', onData)
+        resolve()
+      }
+    }
+    child.stdout!.on('data', onData)
+    child.once('exit', () => reject(new Error(`exited before ${JSON.stringify(text)}: ${seen}`)))
+  })
+}
+
 describe('imgdump run / sessions / save (CLI, C stand-in runtime)', () => {
   let env: NodeJS.ProcessEnv
   let sessionDir: string
@@ -98,6 +113,21 @@ describe('imgdump run / sessions / save (CLI, C stand-in runtime)', () => {
     assert.equal(status, 143)
     assert.ok(!fs.existsSync(path.join(sessionDir, 'listed.json')))
     assert.ok(!fs.existsSync(path.join(sessionDir, 'listed.sock')))
+  })
+
+  it('on a terminal, Ctrl-C reaches the runtime once and the orchestrator survives it', async function () {
+    const cmd = [process.execPath, cliPath, 'run', '--name', 'tty', '--', peerBinary(), 'sigcount'].map((a) => `'${a}'`).join(' ')
+    const term = spawn('script', ['-qec', cmd, '/dev/null'], {env: {...process.env, ...env}, stdio: ['pipe', 'pipe', 'inherit']})
+    this.test!.ctx!.cleanup = () => { if (term.exitCode === null) term.kill('SIGKILL') }
+    await waitForLine(term, /ready/)
+    term.stdin!.write('\x03')
+    await waitForText(term, '^C') // the terminal echoed it: SIGINT went to the foreground group
+    const rec = JSON.parse(fs.readFileSync(path.join(sessionDir, 'tty.json'), 'utf8'))
+    process.kill(rec.orchestratorPid, 'SIGUSR1') // passed on to the runtime, which reports
+    const out = await waitForLine(term, /int=/)
+    assert.match(out, /int=1\r?$/)
+    term.stdin!.end()
+    assert.equal(await new Promise((resolve) => term.once('exit', resolve)), 0)
   })
 
   it('removes stale records of dead sessions', () => {
