@@ -59,8 +59,10 @@ export class PlannerSession {
     return this.greeted && !this.channel.closed
   }
 
+  /** A save is running or requested. A cancelled request does not count: it ends as soon as
+   * the runtime gets to it, and a new request may be queued behind it. */
   get busy(): boolean {
-    return this.current !== undefined || this.requests.size > 0
+    return this.current !== undefined || [...this.requests.values()].some((r) => !r.cancelled)
   }
 
   /**
@@ -116,7 +118,12 @@ export class PlannerSession {
   }
 
   private onHello(h: Hello): void {
-    if (this.current) this.endSave({ok: false, request: this.current.req, error: protoError('PROTO_UNEXPECTED', 'the runtime said hello again in the middle of a save')})
+    if (this.current) {
+      // No `error` answer (and no request) now: the runtime waits for `welcome`.
+      this.greeted = false
+      this.current.pending?.discard()
+      this.endSave({ok: false, request: this.current.req, error: protoError('PROTO_UNEXPECTED', 'the runtime said hello again in the middle of a save')})
+    }
     if (h.v !== PROTOCOL_VERSION) {
       this.channel.send({t: 'error', code: 'PROTO_VERSION', message: `protocol version ${h.v} is not supported (this imgdump speaks ${PROTOCOL_VERSION})`})
       this.channel.close(protoError('PROTO_VERSION', `the runtime speaks protocol version ${h.v}, not ${PROTOCOL_VERSION}`))
