@@ -128,6 +128,40 @@ describe('session fd passing (koffi sendmsg/recvmsg, SCM_RIGHTS)', () => {
     closeFd(child)
   })
 
+  it('a hello in the middle of a save (the runtime restarted) discards the output and is welcomed', async () => {
+    const [parent, child] = socketPair()
+    const log: string[] = []
+    const ended: string[] = []
+    const session = new PlannerSession(parent, stubImageSide(log), {saveEnded: (o) => ended.push(o.ok ? 'ok' : o.error.code)})
+    const heap = '"heap":{"base":"0x600000000000","brk":"0x600000010000","reserve":"0x100000","header":"0x600000000000"}'
+    sendAll(child, Buffer.from('{"t":"hello","v":1,"pid":1,"exe":"/x","api":1}\n' +
+      `{"t":"save","id":4,"path":"${path.join(tempDir(), 'h.img')}","mode":"continue","generation":1,"exe":"/x","loadBias":"0x0","phdr":"0x40",` +
+      `${heap},"regions":[],"libraries":[],"pinning":{"noRandomize":true,"stack":"finite","stackLimit":"0x800000"},"origin":null}\n`))
+    const read = async (lines: number) => {
+      let text = ''
+      const fds: number[] = []
+      while (text.split('\n').length <= lines) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        if (pollFd(child, false, 0)) {
+          const r = recvWithFds(child)
+          text += r.data.toString()
+          fds.push(...r.fds)
+        }
+      }
+      return {msgs: text.trim().split('\n').map((l) => JSON.parse(l)), fds}
+    }
+    const first = await read(2)
+    assert.deepEqual(first.msgs.map((m) => m.t), ['welcome', 'plan'])
+    assert.equal(first.fds.length, 1)
+    sendAll(child, Buffer.from('{"t":"hello","v":1,"pid":1,"exe":"/x","api":1}\n'))
+    const second = await read(1)
+    assert.deepEqual(second.msgs, [{t: 'welcome', v: 1}])
+    assert.deepEqual(log, ['plan', 'create', 'discard'])
+    assert.deepEqual(ended, ['PROTO_UNEXPECTED'])
+    session.close()
+    for (const fd of [child, ...first.fds]) closeFd(fd)
+  })
+
   it('refuses another protocol version', async () => {
     const [parent, child] = socketPair()
     const outcomeP = serveOneSave(parent, stubImageSide())
