@@ -142,19 +142,49 @@ static int write_allowed(const struct save_job *j, uint64_t addr, uint64_t size)
   return 0;
 }
 
+/* A `request-save` that crossed a save this runtime started itself waits here for the next
+ * safe point (docs/protocol.md). Per exec: a request is for the process that received it. */
+static struct {
+  struct per_exec_token token;
+  int has;
+  char line[4096];
+} deferred;
+
+static void defer_request(const char *line) {
+  if (per_exec_stale(&deferred.token)) deferred.has = 0;
+  size_t n = strlen(line);
+  if (n >= sizeof deferred.line) return; /* cannot be a valid request; the requester times out */
+  memcpy(deferred.line, line, n + 1);
+  deferred.has = 1;
+}
+
+static int take_deferred(struct scratch *s, char **line) {
+  if (per_exec_stale(&deferred.token)) deferred.has = 0;
+  if (!deferred.has) return 0;
+  deferred.has = 0;
+  *line = scratch_strdup(s, deferred.line);
+  return *line != NULL;
+}
+
 /* An `error` message from the planner becomes imgdump_last_error(). */
 static int planner_error(const struct jval *v, const char *line) {
   const char *msg = json_str(v, "message"), *code = json_str(v, "code");
   imgdump__set_error("%s%s%s", code ? code : "", code ? ": " : "", msg ? msg : line);
-  return IMGDUMP_EREFUSED;
+  return code && !strcmp(code, "CANCELLED") ? IMGDUMP_ECANCELED : IMGDUMP_EREFUSED;
 }
 
 static int expect(struct save_job *j, const char *type, struct jval **out, int *fd) {
   char *line;
-  int rc = planner_recv(&j->planner, &j->s, &line, fd, -1);
-  if (rc) return rc;
-  struct jval *v = json_parse(&j->s, line);
-  const char *t = json_str(v, "t");
+  struct jval *v;
+  const char *t;
+  for (;;) {
+    int rc = planner_recv(&j->planner, &j->s, &line, fd, -1);
+    if (rc) return rc;
+    v = json_parse(&j->s, line);
+    t = json_str(v, "t");
+    if (!t || strcmp(t, "request-save")) break;
+    defer_request(line); /* an outside request crossed ours: serve it at the next safe point */
+  }
   if (t && !strcmp(t, "error")) return planner_error(v, line);
   if (!t || strcmp(t, type)) {
     imgdump__set_error("expected '%s' from the planner, got: %.200s", type, line);
@@ -339,8 +369,8 @@ void imgdump_safepoint(void) {
   if (scratch_open(&s, 1 << 20)) return;
   struct planner p;
   char *line;
-  int fd;
-  if (planner_open(&p, &s) == 0 && planner_recv(&p, &s, &line, &fd, 0) == 0) {
+  int fd = -1;
+  if (planner_open(&p, &s) == 0 && (take_deferred(&s, &line) || planner_recv(&p, &s, &line, &fd, 0) == 0)) {
     if (fd >= 0) close(fd);
     struct jval *v = json_parse(&s, line);
     const char *t = json_str(v, "t"), *path = json_str(v, "path"), *mode = json_str(v, "mode");

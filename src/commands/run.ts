@@ -29,7 +29,10 @@ runtime's exit status (128 + N when signal N killed it).`
 
   async run(): Promise<RunResult> {
     const {argv, flags} = await this.parse(Run)
-    const [runtime, ...args] = argv as string[]
+    // oclif's non-strict parsing may reorder what follows `--` (`-e A -e B` came out as
+    // `-e -e A B`): the runtime's arguments are taken verbatim from the raw argv instead.
+    const dash = this.argv.indexOf('--')
+    const [runtime, ...args] = dash >= 0 ? this.argv.slice(dash + 1) : argv as string[]
     const result = await runSession({runtime, args, name: flags.name})
     process.exitCode = result.status
     return result
