@@ -2,16 +2,23 @@
  * ELF64 structures and constants (System V gABI, glibc elf.h), declared once as tables.
  * Reader (reader.ts), writer (writer.ts) and display names all derive from these.
  */
-import {defineConstants, defineStruct, type StructValue} from './field-table.js'
+import {defineConstants} from '../binary/constant-set.js'
+import {type FieldDef, type StructValue, defineStruct as defineStructWith} from '../binary/field-table.js'
+import {parseError} from './errors.js'
+
+/** A structure that runs past the end of the file is ELF_TRUNCATED, whichever reader decodes it. */
+const defineStruct = <const F extends readonly FieldDef[]>(name: string, fields: F) => defineStructWith(name, fields, {
+  truncated: (what, offset, need, have) => parseError('ELF_TRUNCATED', `${what} at offset ${offset} needs ${need} bytes, only ${have} available`, offset, need),
+})
 
 export const ElfHeaderDef = defineStruct('Elf64_Ehdr', [
-  {name: 'ei_magic', width: 4, bytes: true, doc: '\\x7fELF'},
+  {name: 'ei_magic', width: 4, kind: 'bytes', doc: '\\x7fELF'},
   {name: 'ei_class', width: 1, doc: 'ELFCLASS64 = 2'},
   {name: 'ei_data', width: 1, doc: 'ELFDATA2LSB = 1 (little-endian)'},
   {name: 'ei_version', width: 1, doc: 'EV_CURRENT = 1'},
   {name: 'ei_osabi', width: 1, doc: 'OS ABI (0 = System V, 3 = GNU/Linux)'},
   {name: 'ei_abiversion', width: 1, doc: 'ABI version'},
-  {name: 'ei_pad', width: 7, bytes: true, doc: 'padding of e_ident (carried through)'},
+  {name: 'ei_pad', width: 7, kind: 'bytes', doc: 'padding of e_ident (carried through)'},
   {name: 'e_type', width: 2, doc: 'ET_EXEC, ET_DYN, …'},
   {name: 'e_machine', width: 2, doc: 'EM_X86_64 = 62, EM_AARCH64 = 183'},
   {name: 'e_version', width: 4, doc: 'EV_CURRENT = 1'},

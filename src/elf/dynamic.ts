@@ -5,7 +5,7 @@
 import {requireFileRange} from './addresses.js'
 import {DT, DynamicDef, PT} from './definitions.js'
 import {parseError} from './errors.js'
-import {decodeStruct} from './field-table.js'
+import {decodeStruct} from '../binary/field-table.js'
 import {readBytes} from './layout.js'
 import type {ElfFile} from './model.js'
 import {cString} from './reader.js'

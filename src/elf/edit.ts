@@ -6,7 +6,7 @@
  */
 import {DT, ElfHeaderDef, MAX_PHNUM, PF, PT, ProgramHeaderDef, R_NONE, SectionHeaderDef, type ElfHeader, type ProgramHeader, type SectionHeader} from './definitions.js'
 import {editError} from './errors.js'
-import {encodeStruct, encodeStructs} from './field-table.js'
+import {encodeStruct, encodeStructs} from '../binary/field-table.js'
 import {contentEnd, layoutElf, readBytes} from './layout.js'
 import {machinePageSize, type Content, type ElfFile, type TailSegment, type UndoEntry} from './model.js'
 import {encodeNote} from './notes.js'

@@ -5,7 +5,7 @@
  * 'external' are filled by someone else (the planner's payload writer).
  */
 import {DynamicDef, ElfHeaderDef, ProgramHeaderDef, RelaDef, SectionHeaderDef, SymbolDef} from './definitions.js'
-import {encodeStruct, encodeStructs} from './field-table.js'
+import {encodeStruct, encodeStructs} from '../binary/field-table.js'
 import type {Content, ElfFile} from './model.js'
 
 export type PieceKind = 'elf-header' | 'program-headers' | 'section-headers' | 'note' | Content['kind'] | 'padding'

@@ -1,7 +1,7 @@
 /** Notes (PT_NOTE segments, or SHT_NOTE sections when there are no program headers). */
 import {NT_GNU_ABI_TAG, NT_GNU_BUILD_ID, NT_GNU_PROPERTY_TYPE_0, NoteHeaderDef, PT, SHT} from './definitions.js'
 import {parseError} from './errors.js'
-import {decodeStruct} from './field-table.js'
+import {decodeStruct} from '../binary/field-table.js'
 import {readBytes} from './layout.js'
 import type {ElfFile} from './model.js'
 

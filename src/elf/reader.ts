@@ -8,7 +8,7 @@ import {
   SHT, SectionHeaderDef, SymbolDef, type ElfHeader, type ProgramHeader, type SectionHeader,
 } from './definitions.js'
 import {parseError} from './errors.js'
-import {decodeStruct, type StructDef} from './field-table.js'
+import {decodeStruct, type StructDef} from '../binary/field-table.js'
 import type {Content, ElfFile, Section} from './model.js'
 
 const U64_MAX = (1n << 64n) - 1n

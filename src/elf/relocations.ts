@@ -6,7 +6,7 @@
 import {requireFileRange} from './addresses.js'
 import {DT, EM, RelaDef, RelocNamesAarch64, RelocNamesX86_64, SymbolDef} from './definitions.js'
 import {parseError} from './errors.js'
-import {decodeStruct} from './field-table.js'
+import {decodeStruct} from '../binary/field-table.js'
 import {readBytes} from './layout.js'
 import type {ElfFile} from './model.js'
 import {readDynamic, type DynamicInfo} from './dynamic.js'

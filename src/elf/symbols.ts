@@ -1,7 +1,7 @@
 /** Symbol tables (.symtab, .dynsym) through the section headers. */
 import {SHT, SymbolDef} from './definitions.js'
 import {parseError} from './errors.js'
-import {decodeStruct} from './field-table.js'
+import {decodeStruct} from '../binary/field-table.js'
 import {readBytes} from './layout.js'
 import type {ElfFile, Section} from './model.js'
 import {cString} from './reader.js'

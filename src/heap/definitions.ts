@@ -4,7 +4,7 @@
  * The C side asserts the sizes with _Static_assert; test/heap checks these tables against
  * a live heap built through koffi.
  */
-import {defineStruct, type StructValue} from '../elf/field-table.js'
+import {defineStruct, type StructValue} from '../binary/field-table.js'
 
 export const HEAP_MAGIC = 0x50414548504d4449n // "IDMPHEAP" little-endian
 export const HEAP_LAYOUT_VERSION = 1

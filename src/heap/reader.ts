@@ -3,7 +3,7 @@
  * (docs/heap-layout.md). Normalised into a HeapHeader; every field the walk relies on is
  * checked, and violations are typed parse errors carrying the heap offset and the value.
  */
-import {decodeStruct} from '../elf/field-table.js'
+import {decodeStruct} from '../binary/field-table.js'
 import {ImgdumpError} from '../errors.js'
 import {
   ALLOC_BINS_OFFSET, ALLOC_LOCATION_OFFSET, ALLOC_QUICK_OFFSET, ALLOC_STATE_SIZE, ALLOC_STATE_VERSION,

@@ -6,9 +6,8 @@
  * by the planner; writes here assert they land where planned.
  */
 import fs from 'node:fs'
-import {encodeStructs} from '../elf/field-table.js'
+import {encodeStruct, encodeStructs} from '../binary/field-table.js'
 import {NoteHeaderDef, ProgramHeaderDef} from '../elf/definitions.js'
-import {encodeStruct} from '../elf/field-table.js'
 import {ImgdumpError} from '../errors.js'
 import {alignUp} from './address-ranges.js'
 import {NOTE_OWNER_BYTES, saveError, type ElfImagePlan} from './elf-plan.js'

@@ -7,7 +7,7 @@
  */
 import {crc32c} from '@node-rs/crc32'
 import {EM, ET, PF, PT, SHF, SHT, MAX_PHNUM, ProgramHeaderDef, type ProgramHeader} from '../elf/definitions.js'
-import {encodeStructs} from '../elf/field-table.js'
+import {encodeStructs} from '../binary/field-table.js'
 import {parseElf} from '../elf/reader.js'
 import {ImgdumpError} from '../errors.js'
 import {alignUp, congruentOffset, hex, overlaps, type Range} from './address-ranges.js'

@@ -5,7 +5,7 @@
  * constants, error codes); the editing model of src/elf is not needed to plan an image.
  */
 import fs from 'node:fs'
-import {decodeStruct} from '../elf/field-table.js'
+import {decodeStruct} from '../binary/field-table.js'
 import {parseError} from '../elf/errors.js'
 import {
   DynamicDef, ElfHeaderDef, ELFCLASS64, ELFDATA2LSB, NoteHeaderDef, NT_GNU_BUILD_ID, PT, ProgramHeaderDef,

@@ -3,7 +3,7 @@
  * decoder in manifest.ts derive from these. The C reader in native/ is written against the
  * same layout: change both together (and the version) or neither.
  */
-import {defineStruct, type StructValue} from '../elf/field-table.js'
+import {defineStruct, type StructValue} from '../binary/field-table.js'
 
 export const MANIFEST_MAGIC = 'IMGDMNF1'
 export const MANIFEST_VERSION = 1
@@ -14,7 +14,7 @@ export const MANIFEST_NOTE_OWNER = 'IMGDUMP'
 export const MANIFEST_NOTE_TYPE = 0x31474d49
 
 export const ManifestHeaderDef = defineStruct('imgdump_manifest', [
-  {name: 'magic', width: 8, bytes: true, doc: '"IMGDMNF1"'},
+  {name: 'magic', width: 8, kind: 'bytes', doc: '"IMGDMNF1"'},
   {name: 'version', width: 4, doc: '1'},
   {name: 'header_size', width: 4, doc: '136'},
   {name: 'total_size', width: 4, doc: 'bytes of the whole manifest'},
@@ -32,7 +32,7 @@ export const ManifestHeaderDef = defineStruct('imgdump_manifest', [
   {name: 'n_undo', width: 4, doc: 'undo records'},
   {name: 'blob_size', width: 4, doc: 'bytes of the blob area'},
   {name: 'runtime_path', width: 4, doc: 'str: original runtime executable path'},
-  {name: 'runtime_digest', width: 32, bytes: true, doc: 'SHA-256 of the original executable'},
+  {name: 'runtime_digest', width: 32, kind: 'bytes', doc: 'SHA-256 of the original executable'},
   {name: 'original_size', width: 8, doc: 'size of the original executable'},
 ] as const)
 

@@ -6,7 +6,7 @@
  */
 import {crc32c} from '@node-rs/crc32'
 import {ImgdumpError} from '../errors.js'
-import {decodeStruct, encodeStruct, type StructDef} from '../elf/field-table.js'
+import {decodeStruct, encodeStruct, type StructDef} from '../binary/field-table.js'
 import {
   LibraryRecordDef, MANIFEST_MAGIC, MANIFEST_VERSION, ManifestHeaderDef, NO_STRING, PAYLOAD_SOURCE,
   PayloadRecordDef, SEGMENT_ROLE, SegmentRecordDef, UndoRecordDef, type PayloadSource, type SegmentRole,

@@ -7,9 +7,10 @@
  */
 import {ChainedFixupsHeader, ChainedStartsInSegment, DYLD_CHAINED_PTR_START_MULTI} from './definitions.js'
 import {MachoError} from './errors.js'
-import {alignUpN, type StructOf} from './field-table.js'
+import {alignUpN} from '../binary/align.js'
+import {type StructValue, decodeStruct, encodeStruct} from '../binary/field-table.js'
 
-type StartsFields = StructOf<typeof ChainedStartsInSegment.fields>
+type StartsFields = StructValue<typeof ChainedStartsInSegment>
 export interface SegmentStarts {
   /** offset of this record from starts_in_image (as stored) */
   infoOffset: number
@@ -19,7 +20,7 @@ export interface SegmentStarts {
   tail: Buffer
 }
 export interface ChainedFixups {
-  header: StructOf<typeof ChainedFixupsHeader.fields>
+  header: StructValue<typeof ChainedFixupsHeader>
   /** one entry per segment; null = the segment has no fixups */
   segments: (SegmentStarts | null)[]
   imports: Buffer
@@ -31,7 +32,7 @@ const bad = (why: string, offset: number, value?: number): MachoError =>
   new MachoError('parse', 'MACHO_BAD_FIXUPS', `chained fixups: ${why}`, {offset, value})
 
 export function readChainedFixups(blob: Buffer, maxSegments = 256): ChainedFixups {
-  const header = ChainedFixupsHeader.read(blob, 0)
+  const header = decodeStruct(ChainedFixupsHeader, blob, 0)
   const {starts_offset: so, imports_offset: io, symbols_offset: sym} = header
   if (!(so + 4 <= blob.length && so <= io && io <= sym && sym <= blob.length)) throw bad('offsets out of order or outside the blob', 4, so)
   const segCount = blob.readUInt32LE(so)
@@ -42,7 +43,7 @@ export function readChainedFixups(blob: Buffer, maxSegments = 256): ChainedFixup
     if (infoOffset === 0) { segments.push(null); continue }
     const at = so + infoOffset
     if (at + ChainedStartsInSegment.size > io) throw bad(`segment ${i} starts outside the starts area`, so + 4 + 4 * i, infoOffset)
-    const f = ChainedStartsInSegment.read(blob, at)
+    const f = decodeStruct(ChainedStartsInSegment, blob, at)
     const pagesEnd = at + ChainedStartsInSegment.size + 2 * f.page_count
     if (f.size < pagesEnd - at || at + f.size > io) throw bad(`segment ${i} size ${f.size} inconsistent with ${f.page_count} pages`, at, f.size)
     const pageStarts = Array.from({length: f.page_count}, (_, p) => blob.readUInt16LE(at + ChainedStartsInSegment.size + 2 * p))
@@ -55,7 +56,7 @@ export function readChainedFixups(blob: Buffer, maxSegments = 256): ChainedFixup
 export function writeChainedFixups(c: ChainedFixups): Buffer {
   const size = c.header.symbols_offset + c.symbols.length
   const out = Buffer.alloc(size)
-  ChainedFixupsHeader.write(c.header, out, 0)
+  encodeStruct(ChainedFixupsHeader, c.header, out, 0)
   const so = c.header.starts_offset
   out.writeUInt32LE(c.segments.length, so)
   c.segments.forEach((s, i) => {
@@ -63,7 +64,7 @@ export function writeChainedFixups(c: ChainedFixups): Buffer {
     if (!s) return
     const at = so + s.infoOffset
     if (s.f.page_count !== s.pageStarts.length) throw new MachoError('write', 'MACHO_BAD_FIXUPS', `segment ${i}: page_count ${s.f.page_count} but ${s.pageStarts.length} page starts`)
-    ChainedStartsInSegment.write(s.f, out, at)
+    encodeStruct(ChainedStartsInSegment, s.f, out, at)
     s.pageStarts.forEach((p, k) => out.writeUInt16LE(p, at + ChainedStartsInSegment.size + 2 * k))
     s.tail.copy(out, at + ChainedStartsInSegment.size + 2 * s.pageStarts.length)
   })

@@ -10,12 +10,14 @@ import {
   CS_EXECSEG_MAIN_BINARY, CS_HASHTYPE_SHA256, CS_LINKER_SIGNED, CS_SUPPORTSEXECSEG, CSSLOT_CODEDIRECTORY, CSSLOT_SIGNATURESLOT, CPU_TYPE_ARM64, LC, pageSizeFor, LinkeditDataCommand, MH_EXECUTE, SuperBlobHeader,
 } from './definitions.js'
 import {MachoError} from './errors.js'
-import {alignUp, sliceChecked, type StructOf} from './field-table.js'
+import {alignUp} from '../binary/align.js'
+import {type StructValue, decodeStruct, encodeStruct} from '../binary/field-table.js'
+import {sliceChecked} from './checked-slice.js'
 import {type CommandOf, findSegment, insertCommand, type MachoFile, readFileRange, removeCommand} from './model.js'
 import {firstSectionOffset, loadCommandsEnd} from './layout-facts.js'
 import {writeMacho} from './write.js'
 
-export type CodeDirectoryFields = StructOf<typeof CodeDirectory.fields>
+export type CodeDirectoryFields = StructValue<typeof CodeDirectory>
 export interface ParsedCodeDirectory {
   slot: number
   offset: number
@@ -36,13 +38,13 @@ const badSig = (why: string, offset?: number, value?: number): MachoError =>
   new MachoError('parse', 'MACHO_BAD_SIGNATURE', `code signature: ${why}`, {offset, value})
 
 export function parseSignature(blob: Buffer): ParsedSignature {
-  const sb = SuperBlobHeader.read(blob, 0)
+  const sb = decodeStruct(SuperBlobHeader, blob, 0)
   if (sb.magic !== CSMAGIC_EMBEDDED_SIGNATURE) throw badSig(`bad SuperBlob magic 0x${sb.magic.toString(16)}`, 0, sb.magic)
   if (sb.length > blob.length || sb.count > (sb.length - 12) / 8) throw badSig(`SuperBlob length ${sb.length} / count ${sb.count} do not fit`, 4, sb.length)
   const blobs: ParsedSignature['blobs'] = []
   const directories: ParsedCodeDirectory[] = []
   for (let i = 0; i < sb.count; i++) {
-    const idx = BlobIndex.read(blob, SuperBlobHeader.size + i * BlobIndex.size)
+    const idx = decodeStruct(BlobIndex, blob, SuperBlobHeader.size + i * BlobIndex.size)
     const head = sliceChecked(blob, idx.offset, 8, `blob ${i}`)
     const magic = head.readUInt32BE(0), length = head.readUInt32BE(4)
     const bytes = sliceChecked(blob, idx.offset, length, `blob ${i}`)
@@ -56,7 +58,7 @@ export function parseSignature(blob: Buffer): ParsedSignature {
 function parseCodeDirectory(b: Buffer, slot: number, offset: number): ParsedCodeDirectory {
   // Older directories are shorter; read into a zero-padded copy so absent fields read as 0.
   const padded = Buffer.alloc(Math.max(b.length, CodeDirectory.size)); b.copy(padded)
-  const f = CodeDirectory.read(padded, 0)
+  const f = decodeStruct(CodeDirectory, padded, 0)
   if (f.version < 0x20400) { f.execSegBase = 0n; f.execSegLimit = 0n; f.execSegFlags = 0n }
   const hs = f.hashSize
   if (hs === 0 || f.hashOffset < hs * f.nSpecialSlots || f.hashOffset + hs * f.nCodeSlots > b.length) throw badSig('hash slots outside the directory', offset + 16, f.hashOffset)
@@ -181,10 +183,10 @@ export function signAdhoc(m: MachoFile, opts: SignOptions): void {
   setLinkeditSize(m, sigOff + BigInt(size) - le.f.fileoff)
   const text = findSegment(m, '__TEXT')
   const sig = Buffer.alloc(size)
-  SuperBlobHeader.write({magic: CSMAGIC_EMBEDDED_SIGNATURE, length: size, count: 1}, sig, 0)
-  BlobIndex.write({type: CSSLOT_CODEDIRECTORY, offset: blobHeaders}, sig, SuperBlobHeader.size)
+  encodeStruct(SuperBlobHeader, {magic: CSMAGIC_EMBEDDED_SIGNATURE, length: size, count: 1}, sig, 0)
+  encodeStruct(BlobIndex, {type: CSSLOT_CODEDIRECTORY, offset: blobHeaders}, sig, SuperBlobHeader.size)
   const hashOffset = allHeaders - blobHeaders
-  CodeDirectory.write({
+  encodeStruct(CodeDirectory, {
     magic: CSMAGIC_CODEDIRECTORY, length: size - blobHeaders, version: CS_SUPPORTSEXECSEG, flags: CS_ADHOC | CS_LINKER_SIGNED,
     hashOffset, identOffset: CodeDirectory.size, nSpecialSlots: 0, nCodeSlots: nSlots, codeLimit: Number(sigOff),
     hashSize: 32, hashType: CS_HASHTYPE_SHA256, platform: 0, pageSize: log2, spare2: 0, scatterOffset: 0, teamOffset: 0,

@@ -88,7 +88,7 @@ function describeSlice(m: MachoFile, buf: Buffer): MachoSliceDescription {
     segments: segmentCommands(m).map(s => ({name: s.f.segname, vmaddr: hex(s.f.vmaddr), vmsize: hex(s.f.vmsize), fileoff: hex(s.f.fileoff),
       filesize: hex(s.f.filesize), prot: prot(s.f.initprot), sections: s.sections.map(x => x.sectname)})),
     libraries: m.commands.flatMap(c => (c.kind === 'dylib' ? [c.path] : [])),
-    uuid: uuid ? uuid.f.uuid.toString('hex') : null,
+    uuid: uuid ? Buffer.from(uuid.f.uuid).toString('hex') : null,
     entryOffset: main ? hex(main.f.entryoff) : null,
     fixups: chained ? 'chained' : findCommand(m, 'dyld_info') ? 'dyld-info' : 'none',
     chainedSegCount,

@@ -6,7 +6,7 @@
  */
 import {LC, Section64, SegmentCommand64, isZerofill, pageSizeFor} from './definitions.js'
 import {MachoError} from './errors.js'
-import {alignUp} from './field-table.js'
+import {alignUp} from '../binary/align.js'
 import {layoutChainedFixups, readChainedFixups, writeChainedFixups} from './chained-fixups.js'
 import {decodeBind, decodeRebase, encodeBind, encodeRebase} from './dyld-opcodes.js'
 import {linkeditSegment, relayoutLinkedit} from './linkedit-layout.js'

@@ -1,7 +1,8 @@
 /** Fat (universal) files: a big-endian header and one slice per architecture. */
 import {CPU_NAMES, FAT_MAGIC, FAT_MAGIC_64, FatArch, FatArch64, FatHeader} from './definitions.js'
 import {MachoError} from './errors.js'
-import {sliceChecked} from './field-table.js'
+import {decodeStruct, encodeStruct} from '../binary/field-table.js'
+import {sliceChecked} from './checked-slice.js'
 import {isFat} from './read.js'
 
 export interface FatSlice {cputype: number; cpusubtype: number; offset: bigint; size: bigint; align: number; reserved: number; bytes: Buffer}
@@ -9,7 +10,7 @@ export interface FatFile {magic: number; slices: FatSlice[]}
 
 export function readFat(buf: Buffer): FatFile {
   if (!isFat(buf)) throw new MachoError('parse', 'MACHO_BAD_MAGIC', 'not a fat (universal) file', {offset: 0})
-  const h = FatHeader.read(buf, 0)
+  const h = decodeStruct(FatHeader, buf, 0)
   const wide = h.magic === FAT_MAGIC_64
   const entry = wide ? FatArch64.size : FatArch.size
   if (8 + h.nfat_arch * entry > buf.length) {
@@ -18,7 +19,7 @@ export function readFat(buf: Buffer): FatFile {
   const slices: FatSlice[] = []
   for (let i = 0; i < h.nfat_arch; i++) {
     const at = 8 + i * entry
-    const a = wide ? FatArch64.read(buf, at) : {...FatArch.read(buf, at), reserved: 0}
+    const a = wide ? decodeStruct(FatArch64, buf, at) : {...decodeStruct(FatArch, buf, at), reserved: 0}
     const offset = BigInt(a.offset), size = BigInt(a.size)
     slices.push({cputype: a.cputype, cpusubtype: a.cpusubtype, offset, size, align: a.align, reserved: a.reserved,
       bytes: Buffer.from(sliceChecked(buf, offset, size, `fat slice ${i}`))})
@@ -53,10 +54,10 @@ export function writeFat(f: FatFile): Buffer {
     if (prevEnd > size) size = prevEnd
   }
   const out = Buffer.alloc(Number(size))
-  FatHeader.write({magic: f.magic, nfat_arch: f.slices.length}, out, 0)
+  encodeStruct(FatHeader, {magic: f.magic, nfat_arch: f.slices.length}, out, 0)
   f.slices.forEach((s, i) => {
-    if (wide) FatArch64.write({cputype: s.cputype, cpusubtype: s.cpusubtype, offset: s.offset, size: s.size, align: s.align, reserved: s.reserved}, out, 8 + i * FatArch64.size)
-    else FatArch.write({cputype: s.cputype, cpusubtype: s.cpusubtype, offset: Number(s.offset), size: Number(s.size), align: s.align}, out, 8 + i * FatArch.size)
+    if (wide) encodeStruct(FatArch64, {cputype: s.cputype, cpusubtype: s.cpusubtype, offset: s.offset, size: s.size, align: s.align, reserved: s.reserved}, out, 8 + i * FatArch64.size)
+    else encodeStruct(FatArch, {cputype: s.cputype, cpusubtype: s.cpusubtype, offset: Number(s.offset), size: Number(s.size), align: s.align}, out, 8 + i * FatArch.size)
     s.bytes.copy(out, Number(s.offset))
   })
   return out

@@ -5,7 +5,7 @@
  */
 import {pageSizeFor} from './definitions.js'
 import {MachoError} from './errors.js'
-import {alignUp} from './field-table.js'
+import {alignUp} from '../binary/align.js'
 import {type CommandOf, findSegment, type LoadCommand, type MachoFile, readFileRange} from './model.js'
 import {commandName} from './read.js'
 

@@ -5,14 +5,14 @@
  * this model; it never hands back the input buffer.
  */
 import {MachoError, truncated} from './errors.js'
-import type {StructOf} from './field-table.js'
+import type {StructDef, StructValue} from '../binary/field-table.js'
 import type {
   BuildToolVersion, BuildVersionCommand, DyldInfoCommand, DylibCommand, DysymtabCommand, EntryPointCommand,
   LinkeditDataCommand, MachHeader64, NoteCommand, Section64, SegmentCommand64, SourceVersionCommand,
   StringCommand, SymtabCommand, UuidCommand, VersionMinCommand,
 } from './definitions.js'
 
-type F<S extends {fields: readonly unknown[]}> = S extends {fields: infer X extends readonly {name: string; kind: any; doc: string}[]} ? StructOf<X> : never
+type F<S extends StructDef> = StructValue<S>
 
 export type HeaderFields = F<typeof MachHeader64>
 export type SegmentFields = F<typeof SegmentCommand64>

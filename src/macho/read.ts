@@ -5,6 +5,7 @@ import {
   Section64, SegmentCommand64, SourceVersionCommand, StringCommand, SymtabCommand, UuidCommand, VersionMinCommand,
   FAT_MAGIC, FAT_MAGIC_64,
 } from './definitions.js'
+import {type StructDef, type StructValue, decodeStruct} from '../binary/field-table.js'
 import {MachoError, truncated} from './errors.js'
 import {type Chunk, HEADER_SIZE, type LoadCommand, type MachoFile} from './model.js'
 
@@ -34,7 +35,7 @@ export function readMacho(buf: Buffer): MachoFile {
       isFat(buf) ? 'this is a fat (universal) file: pick a slice with --arch' : 'not a Mach-O 64 file'
     throw new MachoError('parse', 'MACHO_BAD_MAGIC', `${why} (magic 0x${magic.toString(16)})`, {offset: 0, value: magic})
   }
-  const header = MachHeader64.read(buf, 0)
+  const header = decodeStruct(MachHeader64, buf, 0)
   const end = HEADER_SIZE + header.sizeofcmds
   if (end > buf.length) throw truncated('load commands', HEADER_SIZE, header.sizeofcmds, buf.length - HEADER_SIZE)
   // Each command needs ≥ 8 bytes: cap the count by the room so a lying ncmds cannot loop long.
@@ -44,7 +45,7 @@ export function readMacho(buf: Buffer): MachoFile {
   const commands: LoadCommand[] = []
   let at = HEADER_SIZE
   for (let i = 0; i < header.ncmds; i++) {
-    const {cmd, cmdsize} = LoadCommandHeader.read(buf, at)
+    const {cmd, cmdsize} = decodeStruct(LoadCommandHeader, buf, at)
     if (cmdsize < 8 || cmdsize % 8 !== 0 || at + cmdsize > end) {
       throw new MachoError('parse', 'MACHO_BAD_COMMAND', `load command ${i} (${commandName(cmd)}) has bad cmdsize ${cmdsize}`, {offset: at + 4, value: cmdsize})
     }
@@ -58,7 +59,7 @@ export function readMacho(buf: Buffer): MachoFile {
 function readCommand(b: Buffer, fileOffset: number): LoadCommand {
   const cmd = b.readUInt32LE(0)
   const bad = (why: string): MachoError => new MachoError('parse', 'MACHO_BAD_COMMAND', `${commandName(cmd)}: ${why}`, {offset: fileOffset, value: cmd})
-  const fixed = <T>(s: {size: number; read(b: Buffer, o: number): T}): T => { if (b.length < s.size) throw bad(`cmdsize ${b.length} < ${s.size}`); return s.read(b, 0) }
+  const fixed = <S extends StructDef>(s: S): StructValue<S> => { if (b.length < s.size) throw bad(`cmdsize ${b.length} < ${s.size}`); return decodeStruct(s, b, 0) }
   const str = (off: number): string => {
     if (off >= b.length) throw bad(`string offset ${off} outside the command`)
     const nul = b.indexOf(0, off)
@@ -68,7 +69,7 @@ function readCommand(b: Buffer, fileOffset: number): LoadCommand {
     case 'segment': {
       const f = fixed(SegmentCommand64)
       if (SegmentCommand64.size + f.nsects * Section64.size !== b.length) throw bad(`nsects ${f.nsects} does not match cmdsize ${b.length}`)
-      const sections = Array.from({length: f.nsects}, (_, i) => Section64.read(b, SegmentCommand64.size + i * Section64.size))
+      const sections = Array.from({length: f.nsects}, (_, i) => decodeStruct(Section64, b, SegmentCommand64.size + i * Section64.size))
       return {kind: 'segment', f, sections}
     }
     case 'symtab': return {kind: 'symtab', f: fixed(SymtabCommand)}
@@ -81,7 +82,7 @@ function readCommand(b: Buffer, fileOffset: number): LoadCommand {
     case 'build_version': {
       const f = fixed(BuildVersionCommand)
       if (BuildVersionCommand.size + f.ntools * BuildToolVersion.size > b.length) throw bad(`ntools ${f.ntools} does not fit`)
-      return {kind: 'build_version', f, tools: Array.from({length: f.ntools}, (_, i) => BuildToolVersion.read(b, BuildVersionCommand.size + i * 8))}
+      return {kind: 'build_version', f, tools: Array.from({length: f.ntools}, (_, i) => decodeStruct(BuildToolVersion, b, BuildVersionCommand.size + i * 8))}
     }
     case 'version_min': return {kind: 'version_min', f: fixed(VersionMinCommand)}
     case 'main': return {kind: 'main', f: fixed(EntryPointCommand)}

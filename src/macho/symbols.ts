@@ -4,10 +4,11 @@
  */
 import {Nlist64} from './definitions.js'
 import {MachoError} from './errors.js'
-import {type StructOf, sliceChecked} from './field-table.js'
+import {type StructValue, decodeStruct} from '../binary/field-table.js'
+import {sliceChecked} from './checked-slice.js'
 import {findCommand, type MachoFile, readFileRange} from './model.js'
 
-export type Nlist = StructOf<typeof Nlist64.fields> & {name: string}
+export type Nlist = StructValue<typeof Nlist64> & {name: string}
 
 export function readSymbols(m: MachoFile): Nlist[] {
   const st = findCommand(m, 'symtab')
@@ -15,7 +16,7 @@ export function readSymbols(m: MachoFile): Nlist[] {
   const table = readFileRange(m, BigInt(st.f.symoff), BigInt(st.f.nsyms) * BigInt(Nlist64.size))
   const strings = readFileRange(m, BigInt(st.f.stroff), BigInt(st.f.strsize))
   return Array.from({length: st.f.nsyms}, (_, i) => {
-    const n = Nlist64.read(table, i * Nlist64.size)
+    const n = decodeStruct(Nlist64, table, i * Nlist64.size)
     if (n.n_strx >= strings.length && n.n_strx !== 0) {
       throw new MachoError('parse', 'MACHO_BAD_SYMBOL', `symbol ${i}: name offset ${n.n_strx} outside the string table`, {offset: st.f.symoff + i * Nlist64.size, value: n.n_strx})
     }

@@ -7,6 +7,7 @@ import {
   LinkeditDataCommand, MachHeader64, NoteCommand, Section64, SegmentCommand64, SourceVersionCommand, StringCommand,
   SymtabCommand, UuidCommand, VersionMinCommand,
 } from './definitions.js'
+import {encodeStruct} from '../binary/field-table.js'
 import {MachoError} from './errors.js'
 import {HEADER_SIZE, type LoadCommand, type MachoFile} from './model.js'
 import {commandName} from './read.js'
@@ -19,26 +20,26 @@ export function encodeCommand(c: LoadCommand): Buffer {
   switch (c.kind) {
     case 'segment':
       if (c.f.nsects !== c.sections.length || c.f.cmdsize !== SegmentCommand64.size + Section64.size * c.sections.length) fail('nsects/cmdsize disagree with the sections')
-      SegmentCommand64.write(c.f, out, 0)
-      c.sections.forEach((s, i) => Section64.write(s, out, SegmentCommand64.size + i * Section64.size))
+      encodeStruct(SegmentCommand64, c.f, out, 0)
+      c.sections.forEach((s, i) => encodeStruct(Section64, s, out, SegmentCommand64.size + i * Section64.size))
       break
-    case 'symtab': need(SymtabCommand.size); SymtabCommand.write(c.f, out, 0); break
-    case 'dysymtab': need(DysymtabCommand.size); DysymtabCommand.write(c.f, out, 0); break
-    case 'dyld_info': need(DyldInfoCommand.size); DyldInfoCommand.write(c.f, out, 0); break
-    case 'linkedit_data': need(LinkeditDataCommand.size); LinkeditDataCommand.write(c.f, out, 0); break
-    case 'dylib': need(DylibCommand.size); DylibCommand.write(c.f, out, 0); putString(c.f.name, c.path); break
-    case 'string': need(StringCommand.size); StringCommand.write(c.f, out, 0); putString(c.f.name, c.text); break
-    case 'uuid': need(UuidCommand.size); UuidCommand.write(c.f, out, 0); break
+    case 'symtab': need(SymtabCommand.size); encodeStruct(SymtabCommand, c.f, out, 0); break
+    case 'dysymtab': need(DysymtabCommand.size); encodeStruct(DysymtabCommand, c.f, out, 0); break
+    case 'dyld_info': need(DyldInfoCommand.size); encodeStruct(DyldInfoCommand, c.f, out, 0); break
+    case 'linkedit_data': need(LinkeditDataCommand.size); encodeStruct(LinkeditDataCommand, c.f, out, 0); break
+    case 'dylib': need(DylibCommand.size); encodeStruct(DylibCommand, c.f, out, 0); putString(c.f.name, c.path); break
+    case 'string': need(StringCommand.size); encodeStruct(StringCommand, c.f, out, 0); putString(c.f.name, c.text); break
+    case 'uuid': need(UuidCommand.size); encodeStruct(UuidCommand, c.f, out, 0); break
     case 'build_version':
       if (c.f.ntools !== c.tools.length) fail('ntools disagrees with the tools')
       need(BuildVersionCommand.size + 8 * c.tools.length)
-      BuildVersionCommand.write(c.f, out, 0)
-      c.tools.forEach((t, i) => BuildToolVersion.write(t, out, BuildVersionCommand.size + 8 * i))
+      encodeStruct(BuildVersionCommand, c.f, out, 0)
+      c.tools.forEach((t, i) => encodeStruct(BuildToolVersion, t, out, BuildVersionCommand.size + 8 * i))
       break
-    case 'version_min': need(VersionMinCommand.size); VersionMinCommand.write(c.f, out, 0); break
-    case 'main': need(EntryPointCommand.size); EntryPointCommand.write(c.f, out, 0); break
-    case 'source_version': need(SourceVersionCommand.size); SourceVersionCommand.write(c.f, out, 0); break
-    case 'note': need(NoteCommand.size); NoteCommand.write(c.f, out, 0); break
+    case 'version_min': need(VersionMinCommand.size); encodeStruct(VersionMinCommand, c.f, out, 0); break
+    case 'main': need(EntryPointCommand.size); encodeStruct(EntryPointCommand, c.f, out, 0); break
+    case 'source_version': need(SourceVersionCommand.size); encodeStruct(SourceVersionCommand, c.f, out, 0); break
+    case 'note': need(NoteCommand.size); encodeStruct(NoteCommand, c.f, out, 0); break
     case 'opaque': if (c.bytes.length !== c.f.cmdsize) fail('opaque bytes disagree with cmdsize'); c.bytes.copy(out); break
   }
   return out
@@ -63,7 +64,7 @@ export function writeMacho(m: MachoFile): Buffer {
   if (size > BigInt(2 ** 31)) throw new MachoError('write', 'MACHO_UNSUPPORTED', `image of ${size} bytes exceeds the in-memory writer`, {value: size})
   // Phase 2: write, asserting each offset.
   const out = Buffer.alloc(Number(size))
-  MachHeader64.write(m.header, out, 0)
+  encodeStruct(MachHeader64, m.header, out, 0)
   let at = HEADER_SIZE
   for (const b of cmds) { b.copy(out, at); at += b.length }
   if (at !== HEADER_SIZE + sizeofcmds) throw new Error('internal: load command size mismatch')
