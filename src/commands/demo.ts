@@ -1,10 +1,22 @@
 import {Flags} from '@oclif/core'
+import {accessSync, constants} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {BaseCommand} from '../base-command.js'
 import {ImgdumpError} from '../errors.js'
 import {runDemo, type DemoResult} from '../demo/lisp-demo.js'
 import {PACKAGE_ROOT} from '../demo/package-root.js'
 import {renderDemo} from '../demo/render.js'
+
+/** images/demo/ beside the sources (git-ignored) when writable, else a temp dir (global installs). */
+function defaultDemoDir(): string {
+  try {
+    accessSync(PACKAGE_ROOT, constants.W_OK)
+    return join(PACKAGE_ROOT, 'images/demo')
+  } catch {
+    return join(tmpdir(), `imgdump-demo-${process.getuid?.() ?? 0}`)
+  }
+}
 
 export default class Demo extends BaseCommand {
   static override description = 'The main job on the bundled Lisp: build a >100 MB world, save it as an executable, restore it, compare'
@@ -15,7 +27,7 @@ export default class Demo extends BaseCommand {
   ]
 
   static override flags = {
-    dir: Flags.string({description: 'where to write the images', default: join(PACKAGE_ROOT, 'images/demo')}),
+    dir: Flags.string({description: 'where to write the images (default: images/demo/ of the checkout, or a temp dir when the package is not writable)'}),
     records: Flags.integer({description: 'records in the world (90000 ≈ 120 MB of heap)', default: 90000, min: 1}),
     'restore-runs': Flags.integer({description: 'restores to time (the median is shown)', default: 5, min: 1}),
   }
@@ -24,7 +36,7 @@ export default class Demo extends BaseCommand {
     const {flags} = await this.parse(Demo)
     const tty = process.stderr.isTTY && !this.jsonEnabled()
     const result = runDemo({
-      dir: flags.dir,
+      dir: flags.dir ?? defaultDemoDir(),
       records: flags.records,
       restoreRuns: flags['restore-runs'],
       progress: (m) => { if (tty) process.stderr.write(`… ${m}\n`) },
