@@ -3,7 +3,8 @@
  * the Lisp is built here so a fresh clone or a global install needs only a C compiler).
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync} from 'node:fs'
+import {accessSync, constants, existsSync} from 'node:fs'
+import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {ImgdumpError} from '../errors.js'
 import {PACKAGE_ROOT} from './package-root.js'
@@ -20,12 +21,24 @@ function make(args: string[], what: string): void {
   }
 }
 
+/** fixtures/lisp/build when the package is writable (a checkout), else a per-user temp dir. */
+function defaultBuildDir(): string {
+  try {
+    accessSync(LISP_DIR, constants.W_OK)
+    return join(LISP_DIR, 'build')
+  } catch {
+    return join(tmpdir(), `imgdump-lisp-${process.getuid?.() ?? 0}`)
+  }
+}
+
 /** Returns the path of the Lisp binary, building what is missing or stale. */
-export function buildLisp(buildDir = join(LISP_DIR, 'build')): string {
+export function buildLisp(buildDir = defaultBuildDir()): string {
   if (!existsSync(join(LISP_DIR, 'Makefile'))) {
     throw new ImgdumpError('io', 'DEMO_MISSING', `the bundled Lisp is not installed at ${LISP_DIR}`)
   }
-  make(['-C', join(PACKAGE_ROOT, 'native')], 'libimgdump')
+  // The library is built at install time; rebuild only if it is missing (e.g. a checkout
+  // whose `npm install` did not run its scripts) and the package is writable.
+  if (!existsSync(join(PACKAGE_ROOT, 'native/build/libimgdump.a'))) make(['-C', join(PACKAGE_ROOT, 'native')], 'libimgdump')
   make(['-C', LISP_DIR, `BUILD=${buildDir}`], 'the bundled Lisp')
   return join(buildDir, 'lisp')
 }
