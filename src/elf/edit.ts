@@ -12,8 +12,8 @@ import {machinePageSize, type Content, type ElfFile, type TailSegment, type Undo
 import {encodeNote} from './notes.js'
 import {readDynamic} from './dynamic.js'
 import {encodeRelr, readDynamicRelocations, type Relocation} from './relocations.js'
+import {alignUp} from '../binary/align.js'
 
-const alignUp = (v: bigint, a: bigint): bigint => (a <= 1n ? v : ((v + a - 1n) / a) * a)
 
 /**
  * Move the program header table to a new read-only PT_LOAD at the end of the file, above
