@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict'
 import {execFileSync, spawnSync} from 'node:child_process'
-import {closeSync, existsSync, openSync, readFileSync, rmSync, statSync, writeSync} from 'node:fs'
+import {closeSync, existsSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
-import {buildKv, rebuildKvx, runKv, stateLine, tempDir, VARIANTS} from './kv-harness.js'
+import {buildKv, CLI, rebuildKvx, runKv, stateLine, tempDir, VARIANTS} from './kv-harness.js'
 
 describe('unexec cycle (kv runtime)', function () {
   let out: string
@@ -158,6 +158,25 @@ describe('unexec cycle (kv runtime)', function () {
     assert.match(r.stdout, /save: -11 .*IMAGE_STATIC_UNSUPPORTED: .*statically linked/)
     assert.match(r.stdout, /\nb\nbye\n$/)
     assert.ok(!existsSync(join(dir, 'static.img')))
+  })
+
+  it('a truncated image is refused by the kernel, by verify and by restore', function () {
+    const image = join(dir, 'trunc.img')
+    assert.equal(runKv(join(out, 'kv-nopie'), ['grow 4', 'set t u', `save ${image}`]).status, 0)
+    const bad = join(dir, 'trunc2.img')
+    execFileSync('cp', [image, bad])
+    truncateSync(bad, statSync(bad).size - 8192)
+    // The moved program header table is the last thing in the file: any truncation removes it
+    // and the kernel refuses the exec (ENOEXEC) before anything of the image runs.
+    const r = runKv(bad, ['get t'], {shellPrefix: ':;'})
+    assert.equal(r.status, 126, r.stderr)
+    assert.match(r.stderr, /Exec format error|cannot execute/)
+    assert.doesNotMatch(r.stdout, /\bu\b/)
+    const v = spawnSync(process.execPath, [CLI, 'verify', bad], {encoding: 'utf8'})
+    assert.equal(v.status, 7, v.stdout + v.stderr)
+    const x = spawnSync(process.execPath, [CLI, 'restore', bad], {encoding: 'utf8', input: 'get t\n'})
+    assert.notEqual(x.status, 0)
+    assert.doesNotMatch(x.stdout, /\bu\b/)
   })
 
   it('a corrupted manifest is refused by the image itself', function () {
