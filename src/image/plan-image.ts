@@ -1,12 +1,13 @@
 /**
  * The image side's entry points for the session side (save-types.ts): plan an image for a
  * save request, optionally write the file-taken parts early, then finalize and commit.
- * ELF only for now; Mach-O planning lives in macho-image.ts (its own helper).
+ * ELF (elf-plan.ts, elf-finalize.ts) and thin Mach-O (macho-plan.ts).
  */
 import fs from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
 import {finalizeElfImage, prepareElfOutput} from './elf-finalize.js'
 import {planElfImage, type ElfImagePlan} from './elf-plan.js'
+import {finalizeMachoImage, planMachoImage, type MachoImagePlan} from './macho-plan.js'
 import type {ImagePlan, PendingOutput, SaveRequest, SaveResult} from './save-types.js'
 
 export {createPendingOutput} from './output-file.js'
@@ -34,15 +35,18 @@ function asElf(plan: ImagePlan): ElfImagePlan {
 export function planImage(req: SaveRequest): ImagePlan {
   const format = formatOf(req.exe)
   if (format === 'elf') return planElfImage(req)
-  throw new ImgdumpError('edit', 'IMAGE_FORMAT_UNSUPPORTED',
-    `${req.exe}: ${format === 'macho' ? 'Mach-O images are planned by the Mach-O image module' : 'not an ELF or Mach-O executable'}`)
+  if (format === 'macho') return planMachoImage(req)
+  throw new ImgdumpError('edit', 'IMAGE_FORMAT_UNSUPPORTED', `${req.exe}: not an ELF or Mach-O executable`)
 }
 
 /** Write the parts of the image that come from the original file (may run before the runtime writes). */
 export function prepareOutput(plan: ImagePlan, pending: PendingOutput): void {
+  // Mach-O: every non-memory byte is written at finalize (the image is built whole).
+  if ('macho' in plan) return
   prepareElfOutput(asElf(plan), pending)
 }
 
 export function finalizeImage(plan: ImagePlan, pending: PendingOutput, crcs: readonly number[]): SaveResult {
+  if ('macho' in plan) return finalizeMachoImage(plan as MachoImagePlan, pending, crcs)
   return finalizeElfImage(asElf(plan), pending, crcs)
 }

@@ -1,0 +1,235 @@
+/**
+ * Plan and finalize a Mach-O image through the same seam as ELF (save-types.ts). The image
+ * writer (macho-image.ts) builds whole images in memory, so planning is a dry run of it with
+ * placeholder payloads (ranges of /dev/zero) of the sizes the request gives: the layout it
+ * returns says where each heap run and region lands in the file, which is where the runtime
+ * pwrites them. Finalize builds the image again with the payloads read back from the pending
+ * output itself (/proc/self/fd/<fd>), checks the runtime's CRCs against those bytes, writes
+ * the image over the output, validates it and commits. __DATA is kept from the file (not
+ * re-pointed; docs/macho.md).
+ */
+import {crc32c} from '@node-rs/crc32'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import {alignUp} from '../binary/align.js'
+import {ImgdumpError, ioError} from '../errors.js'
+import {pageSizeFor} from '../macho/definitions.js'
+import {segmentCommands} from '../macho/model.js'
+import {isFat, readMacho} from '../macho/read.js'
+import {MANIFEST_SECTION, MANIFEST_SEGMENT, verifyMachoImage} from '../macho/verify.js'
+import {hex} from './address-ranges.js'
+import {bufferSource} from './elf-scan.js'
+import {buildMachoImageDetailed, type MachoImageLayout, type MachoImageSegment} from './macho-image.js'
+import {decodeManifest, encodeManifest, type Manifest, type ManifestPayload, type ManifestSegment} from './manifest.js'
+import {MANIFEST_FLAGS, MANIFEST_FORMAT} from './manifest-fields.js'
+import {reconstructOriginal} from './original-executable.js'
+import type {ImagePlan, PendingOutput, PlannedWrite, SaveRequest, SaveResult} from './save-types.js'
+
+/** The writer holds every payload in memory (macho-image.ts): the sum of saved bytes is capped. */
+export const MACHO_MEMORY_CAP = 2n ** 31n
+const MH_PIE = 0x200000
+
+interface NewSeg {name: string; role: 'heap' | 'region' | 'reservation'; address: bigint; memSize: bigint; size: bigint}
+
+export interface MachoPlanState {
+  runtime: Buffer
+  runtimePath: string
+  digest: Buffer
+  segments: NewSeg[]
+  /** the manifest minus layout-dependent parts (segments, payloads, undo) */
+  base: Omit<Manifest, 'segments' | 'payloads' | 'undo' | 'originalSize'>
+  layout: MachoImageLayout
+  startedAt: number
+}
+
+export interface MachoImagePlan extends ImagePlan {
+  macho: MachoPlanState
+}
+
+const saveError = (code: string, message: string, value?: bigint | number | string, hint?: string) =>
+  new ImgdumpError('save', code, `${message} [${code}]`, {value, hint})
+const editError = (code: string, message: string, value?: bigint | number | string, hint?: string) =>
+  new ImgdumpError('edit', code, `${message} [${code}]`, {value, hint})
+
+export function planMachoImage(req: SaveRequest): MachoImagePlan {
+  const startedAt = performance.now()
+  const {bytes: runtime, path: runtimePath, digest} = loadMachoOriginal(req.exe, req.origin)
+  if (isFat(runtime)) {
+    throw editError('IMAGE_FAT_UNSUPPORTED', `${req.exe} is a fat (universal) Mach-O; a running process executes one slice`, undefined,
+      'save from the thin slice the process runs (llvm-lipo -thin <arch>)')
+  }
+  const m = readMacho(runtime)
+  const page = pageSizeFor(m.header.cputype)
+  const segments = newSegments(req, page)
+  let total = 0n
+  for (const s of segments) total += s.size
+  if (total > MACHO_MEMORY_CAP) {
+    throw editError('IMAGE_TOO_LARGE', `the Mach-O image writer holds payloads in memory: ${total} bytes saved exceeds its ${MACHO_MEMORY_CAP}-byte cap`, total)
+  }
+  const base = {
+    generation: req.generation, createdNs: BigInt(Date.now()) * 1000000n, heapHeader: req.heap.header, loadBias: req.loadBias,
+    stackLimit: req.pinning.stackLimit,
+    flags: ((m.header.flags & MH_PIE) !== 0 ? MANIFEST_FLAGS.pie : 0) | (req.pinning.noRandomize ? MANIFEST_FLAGS.noRandomize : 0) |
+      (req.pinning.stack === 'unlimited' ? MANIFEST_FLAGS.stackUnlimited : 0),
+    format: MANIFEST_FORMAT.macho, runtimePath, runtimeDigest: digest,
+    libraries: req.libraries.map((l) => ({base: l.base, path: l.path, buildId: l.buildId})),
+  }
+  const state: MachoPlanState = {runtime, runtimePath, digest, segments, base, layout: null as unknown as MachoImageLayout, startedAt}
+  // Dry run: placeholder payloads of the final sizes give the final layout (the manifest's size
+  // does not depend on offsets or CRCs).
+  const dry = build(state, segments.map((s) => ({path: '/dev/zero', offset: 0n, length: s.size})), null)
+  state.layout = dry.layout
+  const writes: PlannedWrite[] = segments.filter((s) => s.size > 0n).map((s) => ({addr: s.address, size: s.size, offset: placement(dry.layout, s).fileOffset}))
+  writes.sort((a, b) => (a.offset < b.offset ? -1 : 1))
+  return {request: req, writes, headerCopy: req.heap.header, fileSize: BigInt(dry.image.length), macho: state}
+}
+
+/** Heap run, regions and the reservation as segments, ascending (dyld's order rule). */
+function newSegments(req: SaveRequest, page: bigint): NewSeg[] {
+  const {base, brk, header, reserve} = req.heap
+  if (base % page !== 0n) throw saveError('IMAGE_BAD_REQUEST', `heap base ${hex(base)} is not aligned to the ${page}-byte Mach-O page`, base)
+  if (brk <= base || header < base || header >= brk) throw saveError('IMAGE_BAD_REQUEST', `heap [${hex(base)}, ${hex(brk)}) does not contain its header ${hex(header)}`)
+  if (reserve < brk - base) throw saveError('IMAGE_BAD_REQUEST', `heap reserve ${hex(reserve)} smaller than the heap`, reserve)
+  const heapMem = alignUp(brk - base, page)
+  const segs: NewSeg[] = [{name: '__IMGHEAP', role: 'heap', address: base, memSize: heapMem, size: brk - base}]
+  if (base + reserve > base + heapMem) {
+    segs.push({name: '__IMGRESERVE', role: 'reservation', address: base + heapMem, memSize: reserve - heapMem, size: 0n})
+  }
+  req.regions.forEach((r, i) => {
+    if (r.addr % page !== 0n || r.size === 0n) throw saveError('IMAGE_BAD_REQUEST', `region ${hex(r.addr)} +${hex(r.size)} not page-aligned or empty`, r.addr)
+    segs.push({name: `__IMGREGION${i}`, role: 'region', address: r.addr, memSize: alignUp(r.size, page), size: r.size})
+  })
+  segs.sort((a, b) => (a.address < b.address ? -1 : 1))
+  for (let i = 1; i < segs.length; i++) {
+    if (segs[i].address < segs[i - 1].address + segs[i - 1].memSize) {
+      throw saveError('IMAGE_BAD_REQUEST', `saved range at ${hex(segs[i].address)} overlaps the one at ${hex(segs[i - 1].address)}`, segs[i].address)
+    }
+  }
+  return segs
+}
+
+function placement(layout: MachoImageLayout, s: NewSeg) {
+  const p = layout.segments.find((x) => x.name === s.name)
+  if (!p) throw new ImgdumpError('internal', 'LAYOUT_DRIFT', `segment ${s.name} missing from the Mach-O layout`)
+  return p
+}
+
+/** One build of the image; `crcs` (per segment, null for the dry run) fill the memory payloads. */
+function build(state: MachoPlanState, payloads: MachoImageSegment['payload'][], crcs: (number | null)[] | null) {
+  const segs: MachoImageSegment[] = state.segments.map((s, i) => ({name: s.name, address: s.address, memSize: s.memSize, payload: payloads[i]}))
+  return buildMachoImageDetailed(state.runtime, segs, (layout, draft) => {
+    const segments: ManifestSegment[] = state.segments.map((s) => {
+      const p = placement(layout, s)
+      return {role: s.role, address: s.address, memSize: s.memSize, fileOffset: s.size > 0n ? p.fileOffset : 0n, fileSize: s.size}
+    })
+    const list: ManifestPayload[] = [
+      ...state.segments.flatMap((s, i) => (s.size > 0n
+        ? [memoryPayload(placement(layout, s).fileOffset, s.size, crcs?.[i] ?? null, draft)] : [])),
+      // Bytes the undo log restores must be checksummed too (images/README.md).
+      ...layout.patched.map((r) => ({fileOffset: r.fileOffset, length: r.length, source: 'patched' as const,
+        crc32c: draft ? crc32c(draft.subarray(Number(r.fileOffset), Number(r.fileOffset + r.length))) >>> 0 : 0})),
+    ].sort((a, b) => (a.fileOffset < b.fileOffset ? -1 : a.fileOffset > b.fileOffset ? 1 : 0))
+    return Buffer.from(encodeManifest({...state.base, originalSize: layout.originalSize, segments, payloads: list,
+      undo: layout.undo.map((u) => ({fileOffset: u.fileOffset, original: u.original}))}))
+  })
+}
+
+/** The runtime's CRC at finalize; in the dry run, the placeholder's (the draft holds its bytes). */
+function memoryPayload(fileOffset: bigint, length: bigint, crc: number | null, draft: Buffer | null): ManifestPayload {
+  const sum = crc ?? (draft ? crc32c(draft.subarray(Number(fileOffset), Number(fileOffset + length))) >>> 0 : 0)
+  return {fileOffset, length, crc32c: sum, source: 'memory'}
+}
+
+function writeAt(fd: number, bytes: Uint8Array, offset: number): void {
+  let done = 0
+  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done, offset + done)
+}
+
+function readAt(fd: number, offset: bigint, length: bigint): Buffer {
+  const out = Buffer.alloc(Number(length))
+  let done = 0
+  while (done < out.length) {
+    const n = fs.readSync(fd, out, done, out.length - done, Number(offset) + done)
+    if (n === 0) break
+    done += n
+  }
+  return out
+}
+
+/**
+ * After the runtime wrote every planned range (`crcs`: CRC32C per write, in plan order):
+ * rebuild the image around those bytes, write it over the output, validate, commit. On any
+ * failure the output is discarded and the previous image stays as it was.
+ */
+export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput, crcs: readonly number[]): SaveResult {
+  try {
+    const s = plan.macho
+    if (crcs.length !== plan.writes.length) {
+      throw saveError('IMAGE_BAD_CRCS', `the runtime reported ${crcs.length} checksums for ${plan.writes.length} writes`, crcs.length)
+    }
+    // What the runtime reports must be what the file holds (a torn or misplaced write fails here).
+    plan.writes.forEach((w, i) => {
+      const got = crc32c(readAt(pending.fd, w.offset, w.size)) >>> 0
+      if (got !== crcs[i] >>> 0) {
+        throw saveError('IMAGE_CRC_MISMATCH', `bytes written for ${hex(w.addr)} +${hex(w.size)} at file offset ${w.offset} have CRC32C 0x${got.toString(16)}, the runtime reported 0x${(crcs[i] >>> 0).toString(16)}`, w.offset)
+      }
+    })
+    const self = `/proc/self/fd/${pending.fd}`
+    const segCrcs = s.segments.map((seg) => {
+      const i = plan.writes.findIndex((w) => w.addr === seg.address && w.size === seg.size)
+      return i < 0 ? null : crcs[i] >>> 0
+    })
+    const payloads = s.segments.map((seg) => ({path: self, offset: seg.size > 0n ? placement(s.layout, seg).fileOffset : 0n, length: seg.size}))
+    const result = build(s, payloads, segCrcs)
+    if (BigInt(result.image.length) !== plan.fileSize) {
+      throw new ImgdumpError('internal', 'LAYOUT_DRIFT', `Mach-O image is ${result.image.length} bytes, planned ${plan.fileSize}`)
+    }
+    for (const seg of s.segments) {
+      if (placement(result.layout, seg).fileOffset !== placement(s.layout, seg).fileOffset) {
+        throw new ImgdumpError('internal', 'LAYOUT_DRIFT', `segment ${seg.name} moved between plan and finalize`)
+      }
+    }
+    writeAt(pending.fd, result.image, 0)
+    fs.ftruncateSync(pending.fd, result.image.length)
+    const written = readAt(pending.fd, 0n, plan.fileSize)
+    const check = verifyMachoImage(written, {requireSignature: true})
+    if (!check.ok) throw new ImgdumpError('write', 'IMAGE_WRITE_CHECK', `the written Mach-O image failed its check: ${check.problems.join('; ')}`)
+    pending.commit()
+    let memoryBytes = 0n
+    for (const w of plan.writes) memoryBytes += w.size
+    return {path: pending.target, bytes: plan.fileSize, pages: Number(alignUp(memoryBytes, 4096n) / 4096n), ms: performance.now() - s.startedAt}
+  } catch (err) {
+    pending.discard()
+    if (err instanceof ImgdumpError) throw err
+    const e = err as NodeJS.ErrnoException
+    throw new ImgdumpError(e?.code ? 'io' : 'write', e?.code ? `IO_${e.code}` : 'IMAGE_WRITE_FAILED',
+      `cannot write ${pending.target}: ${e?.message ?? String(err)}`, {cause: err})
+  }
+}
+
+/**
+ * The runtime's original bytes: `origin` or `exe` rebuilt from its undo log when it is a
+ * Mach-O image (images never accumulate layers), else `exe` itself.
+ */
+function loadMachoOriginal(exe: string, origin: string | null): {bytes: Buffer; path: string; digest: Buffer} {
+  for (const candidate of origin ? [origin, exe] : [exe]) {
+    let bytes: Buffer
+    try { bytes = fs.readFileSync(candidate) } catch (err) {
+      if (candidate !== exe) continue
+      throw ioError(err, candidate)
+    }
+    const man = !isFat(bytes) ? manifestOf(bytes) : null
+    if (man) {
+      const original = reconstructOriginal(bufferSource(bytes), man, candidate)
+      return {bytes: original, path: man.runtimePath ?? candidate, digest: Buffer.from(man.runtimeDigest)}
+    }
+    if (candidate === exe) return {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest()}
+  }
+  throw new ImgdumpError('internal', 'UNREACHABLE', 'loadMachoOriginal found nothing')
+}
+
+function manifestOf(bytes: Buffer): Manifest | null {
+  const sec = segmentCommands(readMacho(bytes)).flatMap((s) => s.sections).find((x) => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION)
+  return sec ? decodeManifest(bytes.subarray(sec.offset, sec.offset + Number(sec.size)), sec.offset) : null
+}
+
