@@ -21,7 +21,8 @@ import {MANIFEST_SECTION, MANIFEST_SEGMENT, verifyMachoImage} from '../macho/ver
 import {writeMacho} from '../macho/write.js'
 
 export type PayloadSourceSpec = Buffer | {path: string; offset: bigint; length: bigint}
-export interface MachoImageSegment {name: string; address: bigint; memSize: bigint; payload: PayloadSourceSpec}
+/** A segment to add; protections default to read-write (VM_PROT_READ|VM_PROT_WRITE = 3). */
+export interface MachoImageSegment {name: string; address: bigint; memSize: bigint; payload: PayloadSourceSpec; initprot?: number; maxprot?: number}
 export interface MachoSegmentPlacement {name: string; address: bigint; memSize: bigint; fileOffset: bigint; fileSize: bigint}
 /**
  * `undo`: original bytes of every range of the runtime (thin slice) the image overwrites —
@@ -133,7 +134,7 @@ export function buildMachoImageDetailed(runtime: Buffer, segments: MachoImageSeg
   const m = readMacho(thin)
   const page = pageSizeFor(m.header.cputype)
   const signed = findCommand(m, 'linkedit_data', LC.LC_CODE_SIGNATURE) !== undefined
-  const heapSegs: NewSegment[] = segments.map(s => ({name: s.name, address: s.address, memSize: s.memSize, payload: loadPayload(s.payload)}))
+  const heapSegs: NewSegment[] = segments.map(s => ({name: s.name, address: s.address, memSize: s.memSize, payload: loadPayload(s.payload), initprot: s.initprot, maxprot: s.maxprot}))
   // Refuse before doing anything if the load commands will not fit.
   const need = loadCommandsEnd(m) - (signed ? 16 : 0) + commandBytesNeeded([...heapSegs, manifestSegment(Buffer.alloc(0), 0n, page)], true)
   if (need > firstSectionOffset(m)) throw noRoom(need, firstSectionOffset(m))

@@ -116,7 +116,10 @@ function placement(layout: MachoImageLayout, s: NewSeg) {
 
 /** One build of the image; `crcs` (per segment, null for the dry run) fill the memory payloads. */
 function build(state: MachoPlanState, payloads: MachoImageSegment['payload'][], crcs: (number | null)[] | null) {
-  const segs: MachoImageSegment[] = state.segments.map((s, i) => ({name: s.name, address: s.address, memSize: s.memSize, payload: payloads[i]}))
+  // The reservation is address space only (PROT_NONE, like ELF's placeholder): the runtime
+  // makes it writable as the heap grows.
+  const segs: MachoImageSegment[] = state.segments.map((s, i) => ({name: s.name, address: s.address, memSize: s.memSize, payload: payloads[i],
+    ...(s.role === 'reservation' ? {initprot: 0, maxprot: 3} : {})}))
   return buildMachoImageDetailed(state.runtime, segs, (layout, draft) => {
     const segments: ManifestSegment[] = state.segments.map((s) => {
       const p = placement(layout, s)

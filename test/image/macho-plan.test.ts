@@ -15,7 +15,7 @@ import type {ImagePlan, SaveRequest, SaveResult} from '../../src/image/save-type
 import {verifySignature} from '../../src/macho/code-signature.js'
 import {readMacho} from '../../src/macho/read.js'
 import {verifyMachoImage} from '../../src/macho/verify.js'
-import {FIXTURES, objdump, opensslPageHashes, otoolSegments, storedPageHashes} from '../macho/judges.js'
+import {FIXTURES, objdump, opensslPageHashes, otoolCommands, otoolSegments, storedPageHashes} from '../macho/judges.js'
 import {makeTempDir} from './synthetic-runtime.js'
 
 const HEAP = 0x300000000n
@@ -99,6 +99,9 @@ describe('Mach-O images through planImage/finalizeImage', function () {
         assert.equal(resv.vmaddr, HEAP + 3n * c.page)
         assert.equal(resv.vmsize, RESERVE - 3n * c.page)
         assert.equal(resv.filesize, 0n)
+        // address space only: no access until the runtime grows the heap into it
+        const resvCmd = otoolCommands(img).find((x) => x.cmd === 'LC_SEGMENT_64' && x.fields.segname === '__IMGRESERVE')!
+        assert.equal(Number(resvCmd.fields.initprot), 0)
         const region = segs.find((s) => s.segname === '__IMGREGION0')!
         assert.deepEqual([region.vmaddr, region.vmsize, region.filesize], [REGION, c.page, c.page])
         assert.equal(segs[segs.length - 1].segname, '__LINKEDIT')
