@@ -3,10 +3,11 @@
  * strings through DT_STRTAB/DT_STRSZ. Also the interpreter (PT_INTERP).
  */
 import {requireFileRange} from './addresses.js'
-import {DT, DynamicDef, PT} from './definitions.js'
+import type {ByteReader} from './byte-source.js'
+import {DT, DynamicDef, PT, type ProgramHeader} from './definitions.js'
 import {parseError} from './errors.js'
 import {decodeStruct} from '../binary/field-table.js'
-import {readBytes} from './layout.js'
+import {modelReader, readBytes} from './layout.js'
 import type {ElfFile} from './model.js'
 import {cString} from './reader.js'
 
@@ -35,14 +36,7 @@ export interface DynamicInfo {
 export function readDynamic(elf: ElfFile): DynamicInfo | undefined {
   const ph = elf.programHeaders.find((p) => p.p_type === PT.PT_DYNAMIC)
   if (!ph) return undefined
-  const bytes = readBytes(elf, ph.p_offset, ph.p_filesz)
-  const entries: DynamicTableEntry[] = []
-  for (let i = 0; ; i++) {
-    if ((i + 1) * DynamicDef.size > bytes.length) throw parseError('ELF_BAD_DYNAMIC', 'dynamic table has no DT_NULL terminator', ph.p_offset, ph.p_filesz)
-    const d = decodeStruct(DynamicDef, bytes, i * DynamicDef.size)
-    entries.push({index: i, fileOffset: ph.p_offset + BigInt(i * DynamicDef.size), tag: d.d_tag, value: d.d_val})
-    if (d.d_tag === BigInt(DT.DT_NULL)) break
-  }
+  const entries = readDynamicTable(modelReader(elf), ph)
   const value = (tag: number): bigint | undefined => entries.find((e) => e.tag === BigInt(tag))?.value
   const strtab = value(DT.DT_STRTAB)
   const strsz = value(DT.DT_STRSZ) ?? 0n
@@ -68,6 +62,19 @@ export function readDynamic(elf: ElfFile): DynamicInfo | undefined {
     flags: value(DT.DT_FLAGS) ?? 0n,
     flags1: value(DT.DT_FLAGS_1) ?? 0n,
   }
+}
+
+/** The entries of the PT_DYNAMIC segment `ph` up to and including DT_NULL, read through `reader`. */
+export function readDynamicTable(reader: ByteReader, ph: ProgramHeader): DynamicTableEntry[] {
+  const count = Number(ph.p_filesz / BigInt(DynamicDef.size))
+  const bytes = reader.read(ph.p_offset, count * DynamicDef.size)
+  const entries: DynamicTableEntry[] = []
+  for (let i = 0; i < count; i++) {
+    const d = decodeStruct(DynamicDef, bytes, i * DynamicDef.size)
+    entries.push({index: i, fileOffset: ph.p_offset + BigInt(i * DynamicDef.size), tag: d.d_tag, value: d.d_val})
+    if (d.d_tag === BigInt(DT.DT_NULL)) return entries
+  }
+  throw parseError('ELF_BAD_DYNAMIC', 'dynamic table has no DT_NULL terminator', ph.p_offset, ph.p_filesz)
 }
 
 /** The PT_INTERP path, if any. */

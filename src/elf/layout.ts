@@ -6,6 +6,7 @@
  */
 import {DynamicDef, ElfHeaderDef, ProgramHeaderDef, RelaDef, SectionHeaderDef, SymbolDef} from './definitions.js'
 import {encodeStruct, encodeStructs} from '../binary/field-table.js'
+import type {ByteReader} from './byte-source.js'
 import type {Content, ElfFile} from './model.js'
 
 export type PieceKind = 'elf-header' | 'program-headers' | 'section-headers' | 'note' | Content['kind'] | 'padding'
@@ -116,6 +117,12 @@ export function readBytes(elf: ElfFile, offset: bigint, length: bigint, layout: 
   }
   applyPatches(elf, offset, out)
   return out
+}
+
+/** readBytes as a ByteReader, for the decoders the model shares with the scanner (scan.ts). */
+export function modelReader(elf: ElfFile): ByteReader {
+  const layout = layoutElf(elf)
+  return {read: (offset, length) => readBytes(elf, offset, BigInt(length), layout)}
 }
 
 /** Write the patches that overlap [offset, offset + bytes.length) into `bytes`. */

@@ -1,36 +1,71 @@
-/** Notes (PT_NOTE segments, or SHT_NOTE sections when there are no program headers). */
-import {NT_GNU_ABI_TAG, NT_GNU_BUILD_ID, NT_GNU_PROPERTY_TYPE_0, NoteHeaderDef, PT, SHT} from './definitions.js'
+/**
+ * Notes (PT_NOTE segments, or SHT_NOTE sections when there are no program headers). The note
+ * walker reads through a ByteReader, so the model (readNotes) and the scanner (ElfScan.notes)
+ * decode notes with the same code.
+ */
+import {NT_GNU_ABI_TAG, NT_GNU_BUILD_ID, NT_GNU_PROPERTY_TYPE_0, NoteHeaderDef, PT, SHT, type ProgramHeader} from './definitions.js'
+import type {ByteReader} from './byte-source.js'
 import {parseError} from './errors.js'
 import {decodeStruct} from '../binary/field-table.js'
-import {readBytes} from './layout.js'
+import {modelReader} from './layout.js'
 import type {ElfFile} from './model.js'
 
 export interface Note {
   /** File offset of the note header. */
   readonly offset: bigint
+  /** File offset of the descriptor. */
+  readonly descOffset: bigint
   readonly name: string
   readonly type: number
   readonly desc: Uint8Array
 }
 
+/** A range of the file holding notes; `align` is the segment's or section's alignment. */
+export interface NoteArea {
+  readonly offset: bigint
+  readonly size: bigint
+  readonly align: bigint
+}
+
+export interface NoteReadOptions {
+  /**
+   * Ignore fewer bytes than a note header after the last note instead of throwing
+   * ELF_BAD_NOTE (the scanner's leniency: it only looks for its own notes and build-ids).
+   */
+  readonly ignoreShortTail?: boolean
+}
+
 export function readNotes(elf: ElfFile): Note[] {
-  const ranges = elf.programHeaders.filter((p) => p.p_type === PT.PT_NOTE)
-    .map((p) => ({offset: p.p_offset, size: p.p_filesz, align: p.p_align}))
-  if (ranges.length === 0) {
+  const areas = noteSegments(elf.programHeaders)
+  if (areas.length === 0) {
     for (const s of elf.sections) {
-      if (s.header.sh_type === SHT.SHT_NOTE) ranges.push({offset: s.header.sh_offset, size: s.header.sh_size, align: s.header.sh_addralign})
+      if (s.header.sh_type === SHT.SHT_NOTE) areas.push({offset: s.header.sh_offset, size: s.header.sh_size, align: s.header.sh_addralign})
     }
   }
-  return ranges.flatMap((r) => parseNotes(readBytes(elf, r.offset, r.size), r.offset, r.align === 8n ? 8 : 4))
+  return readNoteAreas(modelReader(elf), areas)
+}
+
+/** The PT_NOTE segments of `phdrs`, in order. */
+export function noteSegments(phdrs: readonly ProgramHeader[]): NoteArea[] {
+  return phdrs.filter((p) => p.p_type === PT.PT_NOTE).map((p) => ({offset: p.p_offset, size: p.p_filesz, align: p.p_align}))
+}
+
+/** Every note of every area, read through `reader`. */
+export function readNoteAreas(reader: ByteReader, areas: readonly NoteArea[], options: NoteReadOptions = {}): Note[] {
+  return areas.flatMap((a) => parseNotes(reader.read(a.offset, Number(a.size)), a.offset, a.align === 8n ? 8 : 4, options))
 }
 
 /** Parse a note area; `align` is 8 for notes in 8-aligned segments (GNU properties), else 4. */
-export function parseNotes(bytes: Uint8Array, base: bigint, align: number): Note[] {
+export function parseNotes(bytes: Uint8Array, base: bigint, align: number, options: NoteReadOptions = {}): Note[] {
   const notes: Note[] = []
+  // gABI: name and descriptor each start at the note alignment.
   const up = (n: number): number => Math.ceil(n / align) * align
   let at = 0
   while (at < bytes.length) {
-    if (at + NoteHeaderDef.size > bytes.length) throw parseError('ELF_BAD_NOTE', `note header at ${hexOf(base, at)} runs past its area`, base + BigInt(at))
+    if (at + NoteHeaderDef.size > bytes.length) {
+      if (options.ignoreShortTail) break
+      throw parseError('ELF_BAD_NOTE', `note header at ${hexOf(base, at)} runs past its area`, base + BigInt(at))
+    }
     const h = decodeStruct(NoteHeaderDef, bytes, at)
     const nameAt = at + NoteHeaderDef.size
     const descAt = up(nameAt + h.n_namesz)
@@ -40,7 +75,7 @@ export function parseNotes(bytes: Uint8Array, base: bigint, align: number): Note
     }
     const rawName = bytes.subarray(nameAt, nameAt + h.n_namesz)
     const nul = rawName.indexOf(0)
-    notes.push({offset: base + BigInt(at), name: Buffer.from(nul < 0 ? rawName : rawName.subarray(0, nul)).toString('latin1'),
+    notes.push({offset: base + BigInt(at), descOffset: base + BigInt(descAt), name: Buffer.from(nul < 0 ? rawName : rawName.subarray(0, nul)).toString('latin1'),
       type: h.n_type, desc: bytes.slice(descAt, end)})
     at = up(end)
   }

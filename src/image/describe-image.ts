@@ -8,7 +8,8 @@ import fs from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
 import {ADDR_NO_RANDOMIZE, currentPersonality, setPersonality} from '../native/libc.js'
 import {hex} from './address-ranges.js'
-import {ElfScan, fdSource, scanFile} from './elf-scan.js'
+import {fdSource} from '../elf/byte-source.js'
+import {ElfScan, scanFile} from '../elf/scan.js'
 import {MANIFEST_FLAGS, MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE} from './manifest-fields.js'
 import {findManifest} from './original-executable.js'
 import {readHeapHeader} from './verify-image.js'
@@ -106,7 +107,7 @@ export function isImageFile(path: string): boolean {
   try { fd = fs.openSync(path, 'r') } catch { return false }
   try {
     const scan = new ElfScan(fdSource(fd))
-    return scan.notes().some((n) => n.owner === MANIFEST_NOTE_OWNER && n.type === MANIFEST_NOTE_TYPE)
+    return scan.notes().some((n) => n.name === MANIFEST_NOTE_OWNER && n.type === MANIFEST_NOTE_TYPE)
   } catch {
     return false
   } finally {

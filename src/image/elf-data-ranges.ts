@@ -9,7 +9,7 @@
  */
 import {PF, PT, SHF, SHT, type ProgramHeader} from '../elf/definitions.js'
 import {normalize, subtract, clip, type Range} from './address-ranges.js'
-import type {ElfScan} from './elf-scan.js'
+import type {ElfScan} from '../elf/scan.js'
 
 export interface DataSegmentRanges {
   /** Index of the PT_LOAD in the original program header table. */

@@ -13,7 +13,7 @@
 import {DT, EM, R_AARCH64, R_X86_64} from '../elf/definitions.js'
 import {ImgdumpError} from '../errors.js'
 import {contains, hex, type Range} from './address-ranges.js'
-import type {ElfScan} from './elf-scan.js'
+import type {ElfScan} from '../elf/scan.js'
 import type {OriginalPatcher} from './original-patcher.js'
 
 interface RelocTypes {none: number; copy: number; relative: number; jumpSlot: number}
@@ -38,21 +38,21 @@ const editError = (code: string, message: string, value?: bigint | number, hint?
 export function neutralizeRelocations(scan: ElfScan, patcher: OriginalPatcher, memory: readonly Range[]): RelocationReport {
   const types = relocTypes(scan.header.e_machine)
   const dyn = scan.dynamic()
-  const val = (tag: number) => dyn.find((d) => d.entry.d_tag === BigInt(tag))
-  if (val(DT.DT_REL) && (val(DT.DT_RELSZ)?.entry.d_val ?? 0n) > 0n) {
+  const val = (tag: number) => dyn.find((d) => d.tag === BigInt(tag))
+  if (val(DT.DT_REL) && (val(DT.DT_RELSZ)?.value ?? 0n) > 0n) {
     throw editError('ELF_REL_UNSUPPORTED', 'the executable uses DT_REL relocations; only DT_RELA is supported on this machine')
   }
   const report: RelocationReport = {neutralized: 0, kept: 0, relrDropped: 0}
   const rela = val(DT.DT_RELA)
   if (rela) {
-    const size = val(DT.DT_RELASZ)?.entry.d_val ?? 0n
+    const size = val(DT.DT_RELASZ)?.value ?? 0n
     const countEntry = val(DT.DT_RELACOUNT)
-    rewriteRelaTable(scan, patcher, memory, types, rela.entry.d_val, size, countEntry, report)
+    rewriteRelaTable(scan, patcher, memory, types, rela.value, size, countEntry, report)
   }
   const jmprel = val(DT.DT_JMPREL)
   if (jmprel) {
-    const size = val(DT.DT_PLTRELSZ)?.entry.d_val ?? 0n
-    for (const row of readRela(scan, jmprel.entry.d_val, size)) {
+    const size = val(DT.DT_PLTRELSZ)?.value ?? 0n
+    for (const row of readRela(scan, jmprel.value, size)) {
       if (contains(memory, row.r_offset, 8n)) {
         // Lazy PLT slots are processed by elf_machine_lazy_rel, which rejects R_*_NONE.
         throw editError('ELF_RELOC_UNSUPPORTED', `PLT relocation targets ${hex(row.r_offset)}, a range saved from memory`, row.r_offset)
@@ -60,7 +60,7 @@ export function neutralizeRelocations(scan: ElfScan, patcher: OriginalPatcher, m
     }
   }
   const relr = val(DT.DT_RELR)
-  if (relr) rewriteRelr(scan, patcher, memory, relr.entry.d_val, val(DT.DT_RELRSZ)?.entry.d_val ?? 0n, report)
+  if (relr) rewriteRelr(scan, patcher, memory, relr.value, val(DT.DT_RELRSZ)?.value ?? 0n, report)
   return report
 }
 
@@ -89,14 +89,14 @@ function readRela(scan: ElfScan, vaddr: bigint, size: bigint): RelaRow[] {
  * (addresses of an executable are far below 2^53), bigints only for the entries patched.
  */
 function rewriteRelaTable(scan: ElfScan, patcher: OriginalPatcher, memory: readonly Range[], types: RelocTypes,
-  vaddr: bigint, size: bigint, countEntry: {entry: {d_val: bigint}; offset: bigint} | undefined, report: RelocationReport): void {
+  vaddr: bigint, size: bigint, countEntry: {value: bigint; fileOffset: bigint} | undefined, report: RelocationReport): void {
   if (size % 24n !== 0n) throw editError('ELF_BAD_SIZE', `relocation table size ${size} is not a multiple of 24`, size)
   if (size === 0n) return
   const offset = scan.offsetOf(vaddr, size)
   const raw = Buffer.from(scan.src.read(offset, Number(size)))
   const n = raw.length / 24
   const spans = memory.map((r) => [Number(r.start), Number(r.end)] as const)
-  const count = countEntry ? Math.min(Number(countEntry.entry.d_val), n) : 0
+  const count = countEntry ? Math.min(Number(countEntry.value), n) : 0
   let firstDropped = -1
   for (let i = 0; i < n; i++) {
     const at = i * 24
@@ -109,8 +109,8 @@ function rewriteRelaTable(scan: ElfScan, patcher: OriginalPatcher, memory: reado
     if (firstDropped < 0) firstDropped = i
   }
   if (countEntry && firstDropped >= 0 && firstDropped < count) {
-    patcher.patchU64(countEntry.offset + 8n, BigInt(firstDropped), 'DT_RELACOUNT')
-    report.relativeCount = {before: countEntry.entry.d_val, after: BigInt(firstDropped)}
+    patcher.patchU64(countEntry.fileOffset + 8n, BigInt(firstDropped), 'DT_RELACOUNT')
+    report.relativeCount = {before: countEntry.value, after: BigInt(firstDropped)}
   }
 }
 

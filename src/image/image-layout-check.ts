@@ -5,7 +5,7 @@
  */
 import {PT, MAX_PHNUM} from '../elf/definitions.js'
 import {hex, normalize, type Range} from './address-ranges.js'
-import type {ElfScan} from './elf-scan.js'
+import type {ElfScan} from '../elf/scan.js'
 import type {Manifest} from './manifest.js'
 
 export interface ImageProblem {code: string; message: string}

@@ -7,7 +7,8 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
-import {ElfScan, fdSource, type ByteSource} from './elf-scan.js'
+import {fdSource, type ByteSource} from '../elf/byte-source.js'
+import {ElfScan} from '../elf/scan.js'
 import {decodeManifest, type Manifest} from './manifest.js'
 import {MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE} from './manifest-fields.js'
 
@@ -24,7 +25,7 @@ export interface FoundManifest {manifest: Manifest; offset: bigint; size: number
 
 /** The image manifest of an ELF file, or null when the file carries none. Throws if it is damaged. */
 export function findManifest(scan: ElfScan): FoundManifest | null {
-  const note = scan.notes().find((n) => n.owner === MANIFEST_NOTE_OWNER && n.type === MANIFEST_NOTE_TYPE)
+  const note = scan.notes().find((n) => n.name === MANIFEST_NOTE_OWNER && n.type === MANIFEST_NOTE_TYPE)
   if (!note) return null
   return {manifest: decodeManifest(note.desc, Number(note.descOffset)), offset: note.descOffset, size: note.desc.length}
 }

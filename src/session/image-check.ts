@@ -7,7 +7,8 @@
  */
 import fs from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
-import {ElfScan, fdSource} from '../image/elf-scan.js'
+import {fdSource} from '../elf/byte-source.js'
+import {ElfScan} from '../elf/scan.js'
 import {checkImageLayout} from '../image/image-layout-check.js'
 import type {Manifest} from '../image/manifest.js'
 import {findManifest} from '../image/original-executable.js'
