@@ -140,7 +140,7 @@ export function describeImage(path: string): {object: ImageDescription; text: st
     } catch { heap = null }
     const sum = (source: string) => m.payloads.filter((p) => p.source === source).reduce((a, p) => a + p.length, 0n).toString()
     const object: ImageDescription = {
-      path, format: 'elf', generation: m.generation.toString(), parent: null,
+      path, format: 'elf', generation: m.generation.toString(), parent: m.parentDigest ? Buffer.from(m.parentDigest).toString('hex') : null,
       created: new Date(Number(m.createdNs / 1000000n)).toISOString(),
       runtime: {path: m.runtimePath, sha256: Buffer.from(m.runtimeDigest).toString('hex'), originalSize: m.originalSize.toString()},
       loadBias: hex(m.loadBias), heapHeader: hex(m.heapHeader),
@@ -160,7 +160,7 @@ export function describeImage(path: string): {object: ImageDescription; text: st
 export function renderImageText(d: ImageDescription): string {
   const lines = [
     `image ${d.path}`,
-    `  generation ${d.generation}, parent ${d.parent ?? 'none (standalone image)'}, created ${d.created}`,
+    `  generation ${d.generation}, parent ${d.parent ? `manifest sha256 ${d.parent.slice(0, 16)}…` : 'none (saved from a fresh process)'}, created ${d.created}`,
     `  runtime    ${d.runtime.path ?? '?'} (${d.runtime.originalSize} bytes, sha256 ${d.runtime.sha256.slice(0, 16)}…)`,
     `  layout     ${d.pinning.pie ? 'PIE' : 'non-PIE'}, load bias ${d.loadBias}, heap header ${d.heapHeader}, ` +
       `stack rlimit ${d.pinning.stackUnlimited ? 'unlimited' : d.pinning.stackLimit}`,

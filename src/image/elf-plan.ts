@@ -98,7 +98,7 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
     stackLimit: req.pinning.stackLimit,
     flags: (scan.header.e_type === ET.ET_DYN ? MANIFEST_FLAGS.pie : 0) | (req.pinning.noRandomize ? MANIFEST_FLAGS.noRandomize : 0) |
       (req.pinning.stack === 'unlimited' ? MANIFEST_FLAGS.stackUnlimited : 0),
-    format: MANIFEST_FORMAT.elf, runtimePath: original.path, runtimeDigest: original.digest,
+    format: MANIFEST_FORMAT.elf, runtimePath: original.path, runtimeDigest: original.digest, parentDigest: original.parentDigest,
     originalSize: BigInt(original.bytes.length),
     libraries: req.libraries.map((l) => ({base: l.base, path: l.path, buildId: l.buildId})),
     segments, payloads: [], undo: [],

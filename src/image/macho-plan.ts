@@ -22,7 +22,7 @@ import {bufferSource} from '../elf/byte-source.js'
 import {buildMachoImageDetailed, type MachoImageLayout, type MachoImageSegment} from './macho-image.js'
 import {decodeManifest, encodeManifest, type Manifest, type ManifestPayload, type ManifestSegment} from './manifest.js'
 import {MANIFEST_FLAGS, MANIFEST_FORMAT} from './manifest-fields.js'
-import {reconstructOriginal} from './original-executable.js'
+import {reconstructOriginal, manifestDigest} from './original-executable.js'
 import type {ImagePlan, PendingOutput, PlannedWrite, SaveRequest, SaveResult} from './save-types.js'
 
 /** The writer holds every payload in memory (macho-image.ts): the sum of saved bytes is capped. */
@@ -53,7 +53,7 @@ const editError = (code: string, message: string, value?: bigint | number | stri
 
 export function planMachoImage(req: SaveRequest): MachoImagePlan {
   const startedAt = performance.now()
-  const {bytes: runtime, path: runtimePath, digest} = loadMachoOriginal(req.exe, req.origin)
+  const {bytes: runtime, path: runtimePath, digest, parentDigest} = loadMachoOriginal(req.exe, req.origin)
   if (isFat(runtime)) {
     throw editError('IMAGE_FAT_UNSUPPORTED', `${req.exe} is a fat (universal) Mach-O; a running process executes one slice`, undefined,
       'save from the thin slice the process runs (llvm-lipo -thin <arch>)')
@@ -71,7 +71,7 @@ export function planMachoImage(req: SaveRequest): MachoImagePlan {
     stackLimit: req.pinning.stackLimit,
     flags: ((m.header.flags & MH_PIE) !== 0 ? MANIFEST_FLAGS.pie : 0) | (req.pinning.noRandomize ? MANIFEST_FLAGS.noRandomize : 0) |
       (req.pinning.stack === 'unlimited' ? MANIFEST_FLAGS.stackUnlimited : 0),
-    format: MANIFEST_FORMAT.macho, runtimePath, runtimeDigest: digest,
+    format: MANIFEST_FORMAT.macho, runtimePath, runtimeDigest: digest, parentDigest,
     libraries: req.libraries.map((l) => ({base: l.base, path: l.path, buildId: l.buildId})),
   }
   const state: MachoPlanState = {runtime, runtimePath, digest, segments, base, layout: null as unknown as MachoImageLayout, startedAt}
@@ -214,25 +214,28 @@ export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput,
  * The runtime's original bytes: `origin` or `exe` rebuilt from its undo log when it is a
  * Mach-O image (images never accumulate layers), else `exe` itself.
  */
-function loadMachoOriginal(exe: string, origin: string | null): {bytes: Buffer; path: string; digest: Buffer} {
+function loadMachoOriginal(exe: string, origin: string | null): {bytes: Buffer; path: string; digest: Buffer; parentDigest: Buffer | null} {
   for (const candidate of origin ? [origin, exe] : [exe]) {
     let bytes: Buffer
     try { bytes = fs.readFileSync(candidate) } catch (err) {
       if (candidate !== exe) continue
       throw ioError(err, candidate)
     }
-    const man = !isFat(bytes) ? manifestOf(bytes) : null
-    if (man) {
+    const found = !isFat(bytes) ? manifestOf(bytes) : null
+    const man = found?.manifest
+    if (found && man) {
       const original = reconstructOriginal(bufferSource(bytes), man, candidate)
-      return {bytes: original, path: man.runtimePath ?? candidate, digest: Buffer.from(man.runtimeDigest)}
+      return {bytes: original, path: man.runtimePath ?? candidate, digest: Buffer.from(man.runtimeDigest), parentDigest: manifestDigest(found.bytes)}
     }
-    if (candidate === exe) return {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest()}
+    if (candidate === exe) return {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), parentDigest: null}
   }
   throw new ImgdumpError('internal', 'UNREACHABLE', 'loadMachoOriginal found nothing')
 }
 
-function manifestOf(bytes: Buffer): Manifest | null {
+function manifestOf(bytes: Buffer): {manifest: Manifest; bytes: Uint8Array} | null {
   const sec = segmentCommands(readMacho(bytes)).flatMap((s) => s.sections).find((x) => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION)
-  return sec ? decodeManifest(bytes.subarray(sec.offset, sec.offset + Number(sec.size)), sec.offset) : null
+  if (!sec) return null
+  const raw = bytes.subarray(sec.offset, sec.offset + Number(sec.size))
+  return {manifest: decodeManifest(raw, sec.offset), bytes: raw}
 }
 

@@ -16,7 +16,7 @@ export const MANIFEST_NOTE_TYPE = 0x31474d49
 export const ManifestHeaderDef = defineStruct('imgdump_manifest', [
   {name: 'magic', width: 8, kind: 'bytes', doc: '"IMGDMNF1"'},
   {name: 'version', width: 4, doc: '1'},
-  {name: 'header_size', width: 4, doc: '136'},
+  {name: 'header_size', width: 4, doc: '168'},
   {name: 'total_size', width: 4, doc: 'bytes of the whole manifest'},
   {name: 'crc32c', width: 4, doc: 'CRC32C of the whole manifest with this field zero'},
   {name: 'generation', width: 8, doc: 'equals the heap header generation'},
@@ -34,6 +34,7 @@ export const ManifestHeaderDef = defineStruct('imgdump_manifest', [
   {name: 'runtime_path', width: 4, doc: 'str: original runtime executable path'},
   {name: 'runtime_digest', width: 32, kind: 'bytes', doc: 'SHA-256 of the original executable'},
   {name: 'original_size', width: 8, doc: 'size of the original executable'},
+  {name: 'parent_digest', width: 32, kind: 'bytes', doc: 'SHA-256 of the manifest of the image the saving process was restored from; zeros when it started fresh'},
 ] as const)
 
 export const LibraryRecordDef = defineStruct('imgdump_manifest_library', [

@@ -31,6 +31,8 @@ export interface Manifest {
   /** SHA-256 of the original executable, 32 bytes. */
   runtimeDigest: Uint8Array
   originalSize: bigint
+  /** SHA-256 of the parent image's manifest (the image the saving process came from), or null. */
+  parentDigest: Uint8Array | null
   libraries: ManifestLibrary[]
   segments: ManifestSegment[]
   payloads: ManifestPayload[]
@@ -81,6 +83,7 @@ const sourceName = new Map<number, PayloadSource>(Object.entries(PAYLOAD_SOURCE)
 /** Serialise a manifest; the CRC32C is computed over the result with the crc field zero. */
 export function encodeManifest(m: Manifest): Uint8Array {
   if (m.runtimeDigest.length !== 32) throw manifestError('write', 'MANIFEST_BAD_FIELD', 'runtime digest must be 32 bytes', undefined, m.runtimeDigest.length)
+  if (m.parentDigest && m.parentDigest.length !== 32) throw manifestError('write', 'MANIFEST_BAD_FIELD', 'parent digest must be 32 bytes', undefined, m.parentDigest.length)
   const blob = new BlobBuilder()
   const runtimePath = blob.addString(m.runtimePath)
   const libs = m.libraries.map((l) => ({base: l.base, path: blob.addString(l.path), build_id: blob.addString(l.buildId), reserved: 0n}))
@@ -103,6 +106,7 @@ export function encodeManifest(m: Manifest): Uint8Array {
     load_bias: m.loadBias, stack_limit: m.stackLimit, flags: m.flags, format: m.format,
     n_libraries: libs.length, n_segments: m.segments.length, n_payloads: m.payloads.length, n_undo: undo.length,
     blob_size: blobBytes.length, runtime_path: runtimePath, runtime_digest: m.runtimeDigest, original_size: m.originalSize,
+    parent_digest: m.parentDigest ?? new Uint8Array(32),
   }, out, 0)
   let at = ManifestHeaderDef.size
   for (const [def, rows] of tables) {
@@ -178,6 +182,7 @@ function decodeTables(bytes: Uint8Array, h: ReturnType<typeof decodeStruct<typeo
     generation: h.generation, createdNs: h.created_ns, heapHeader: h.heap_header, loadBias: h.load_bias,
     stackLimit: h.stack_limit, flags: h.flags, format: h.format, runtimePath: str(h.runtime_path, 92),
     runtimeDigest: Uint8Array.from(h.runtime_digest), originalSize: h.original_size,
+    parentDigest: h.parent_digest.some((b: number) => b !== 0) ? Uint8Array.from(h.parent_digest) : null,
     libraries: libs.map(({at: a, rec}) => ({base: rec.base, path: str(rec.path, a + 8), buildId: str(rec.build_id, a + 12)})),
     segments: segs.map(({at: a, rec}) => {
       const role = roleName.get(rec.role)

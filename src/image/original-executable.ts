@@ -19,15 +19,24 @@ export interface OriginalExecutable {
   digest: Buffer
   /** The image it was rebuilt from, or null when read directly. */
   fromImage: string | null
+  /** SHA-256 of that image's manifest bytes (the new image's parent), or null. */
+  parentDigest: Buffer | null
 }
 
-export interface FoundManifest {manifest: Manifest; offset: bigint; size: number}
+export interface FoundManifest {manifest: Manifest; offset: bigint; size: number; bytes: Uint8Array}
+
+/** How a parent image is named in a child's manifest: the SHA-256 of its manifest's
+ * total_size bytes (a note descriptor may carry padding after them). */
+export function manifestDigest(bytes: Uint8Array): Buffer {
+  const total = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readUInt32LE(16)
+  return crypto.createHash('sha256').update(bytes.subarray(0, Math.min(total, bytes.length))).digest()
+}
 
 /** The image manifest of an ELF file, or null when the file carries none. Throws if it is damaged. */
 export function findManifest(scan: ElfScan): FoundManifest | null {
   const note = scan.notes().find((n) => n.name === MANIFEST_NOTE_OWNER && n.type === MANIFEST_NOTE_TYPE)
   if (!note) return null
-  return {manifest: decodeManifest(note.desc, Number(note.descOffset)), offset: note.descOffset, size: note.desc.length}
+  return {manifest: decodeManifest(note.desc, Number(note.descOffset)), offset: note.descOffset, size: note.desc.length, bytes: note.desc}
 }
 
 /** Apply an image's undo log to its first original_size bytes; the result is checked by digest. */
@@ -84,13 +93,14 @@ function loadOriginalUncached(exe: string, origin: string | null): OriginalExecu
     try {
       if (f.found) {
         const bytes = reconstructOriginal(f.src, f.found.manifest, candidate)
-        return {bytes, path: f.found.manifest.runtimePath ?? candidate, digest: Buffer.from(f.found.manifest.runtimeDigest), fromImage: candidate}
+        return {bytes, path: f.found.manifest.runtimePath ?? candidate, digest: Buffer.from(f.found.manifest.runtimeDigest), fromImage: candidate,
+          parentDigest: manifestDigest(f.found.bytes)}
       }
       if (candidate === exe) {
         const read = f.src.read(0n, Number(f.src.size))
         const bytes = Buffer.from(read.buffer, read.byteOffset, read.length)
         if (recent && recent.path === exe && recent.bytes.equals(bytes)) return recent
-        recent = {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), fromImage: null}
+        recent = {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), fromImage: null, parentDigest: null}
         return recent
       }
     } finally {

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import {execFileSync, spawnSync} from 'node:child_process'
+import {createHash} from 'node:crypto'
 import {closeSync, existsSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync} from 'node:fs'
 import {join} from 'node:path'
 import {buildKv, CLI, rebuildKvx, runKv, stateLine, tempDir, VARIANTS} from './kv-harness.js'
@@ -53,6 +54,16 @@ describe('unexec cycle (kv runtime)', function () {
     const last = runKv(current, ['gen', 'get g1', 'get g3', 'get g5', 'count'])
     assert.equal(last.status, 0, last.stderr)
     assert.deepEqual(last.stdout.trim().split('\n'), ['5', 'v1', 'v3', 'v5', '5', 'bye'])
+    // Each image names its parent: the SHA-256 of the parent's manifest bytes (none for generation 1).
+    const manifestSha = (img: string) => {
+      const b = readFileSync(img)
+      const at = b.lastIndexOf(Buffer.from('IMGDMNF1')) // the note is in the tail; libimgdump's .rodata has the magic too
+      return createHash('sha256').update(b.subarray(at, at + b.readUInt32LE(at + 16))).digest('hex')
+    }
+    const parentOf = (img: string) => JSON.parse(spawnSync(process.execPath, [CLI, 'inspect', img, '--json'], {encoding: 'utf8'}).stdout).parent
+    assert.equal(parentOf(join(dir, 'chain-1.img')), null)
+    assert.equal(parentOf(join(dir, 'chain-2.img')), manifestSha(join(dir, 'chain-1.img')))
+    assert.equal(parentOf(join(dir, 'chain-5.img')), manifestSha(join(dir, 'chain-4.img')))
     // Images never accumulate layers: generation 5 is no bigger than generation 1 plus its heap growth.
     assert.ok(statSync(join(dir, 'chain-5.img')).size < statSync(join(dir, 'chain-1.img')).size * 2)
   })
@@ -183,7 +194,7 @@ describe('unexec cycle (kv runtime)', function () {
     const image = join(dir, 'corrupt.img')
     assert.equal(runKv(join(out, 'kv-nopie'), ['set c d', `save ${image}`]).status, 0)
     const bytes = readFileSync(image)
-    const at = bytes.indexOf(Buffer.from('IMGDMNF1'))
+    const at = bytes.lastIndexOf(Buffer.from('IMGDMNF1')) // the note; libimgdump's .rodata holds the magic too
     assert.ok(at > 0)
     bytes[at + 30] ^= 0xff // inside the generation field
     const bad = join(dir, 'corrupt2.img')
@@ -193,6 +204,6 @@ describe('unexec cycle (kv runtime)', function () {
     closeSync(fd)
     const r = runKv(bad, ['get c'])
     assert.notEqual(r.status, 0)
-    assert.match(r.stderr, /manifest/)
+    assert.match(r.stderr, /its manifest is corrupt \(checksum mismatch\)/)
   })
 })

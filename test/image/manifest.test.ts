@@ -8,6 +8,7 @@ function sample(): Manifest {
     generation: 3n, createdNs: 1763850000123456789n, heapHeader: 0x600000000000n, loadBias: 0x555555554000n,
     stackLimit: 0x800000n, flags: 3, format: 1, runtimePath: '/usr/local/bin/lisp',
     runtimeDigest: Uint8Array.from({length: 32}, (_, i) => i * 7), originalSize: 0x4a38n,
+    parentDigest: Uint8Array.from({length: 32}, (_, i) => 255 - i),
     libraries: [
       {base: 0x7ffff7d8a000n, path: '/lib/x86_64-linux-gnu/libc.so.6', buildId: 'deadbeef00112233'},
       {base: 0x7ffff7fc3000n, path: '/lib64/ld-linux-x86-64.so.2', buildId: null},
@@ -38,7 +39,7 @@ describe('image manifest v1', () => {
     const b = Buffer.from(encodeManifest(sample()))
     assert.equal(b.subarray(0, 8).toString('latin1'), 'IMGDMNF1')
     assert.equal(b.readUInt32LE(8), 1)
-    assert.equal(b.readUInt32LE(12), 136)
+    assert.equal(b.readUInt32LE(12), 168)
     assert.equal(b.readUInt32LE(16), b.length)
     assert.equal(b.readBigUInt64LE(24), 3n)
     assert.equal(b.readBigUInt64LE(40), 0x600000000000n)
@@ -47,10 +48,11 @@ describe('image manifest v1', () => {
     assert.equal(b.readUInt32LE(68), 1)
     assert.deepEqual([72, 76, 80, 84].map((o) => b.readUInt32LE(o)), [2, 3, 2, 2])
     assert.equal(b.readBigUInt64LE(128), 0x4a38n)
-    // Table sizes: 136 + 2×24 + 3×48 + 2×24 + 2×16 + blob.
-    assert.equal(b.length, 136 + 48 + 144 + 48 + 32 + b.readUInt32LE(88))
+    assert.deepEqual([...b.subarray(136, 168)], Array.from({length: 32}, (_, i) => 255 - i))
+    // Table sizes: 168 + 2×24 + 3×48 + 2×24 + 2×16 + blob.
+    assert.equal(b.length, 168 + 48 + 144 + 48 + 32 + b.readUInt32LE(88))
     // Segment role and payload source as numbers at their documented offsets.
-    const segs = 136 + 48
+    const segs = 168 + 48
     assert.equal(b.readUInt32LE(segs + 48 * 2), 4)
     assert.equal(b.readBigUInt64LE(segs + 48 + 8), 0x600000000000n)
     const pays = segs + 144
@@ -64,7 +66,13 @@ describe('image manifest v1', () => {
     const blob = b.length - b.readUInt32LE(88)
     const rp = b.readUInt32LE(92)
     assert.equal(b.subarray(blob + rp, b.indexOf(0, blob + rp)).toString(), '/usr/local/bin/lisp')
-    assert.equal(b.readUInt32LE(136 + 24 + 12), 0xffffffff)
+    assert.equal(b.readUInt32LE(168 + 24 + 12), 0xffffffff)
+  })
+
+  it('a fresh process\'s image has no parent: zeros on disk, null decoded', () => {
+    const b = encodeManifest({...sample(), parentDigest: null})
+    assert.deepEqual([...b.subarray(136, 168)], new Array(32).fill(0))
+    assert.equal(decodeManifest(b).parentDigest, null)
   })
 
   it('detects every single-bit flip', () => {
