@@ -12,7 +12,7 @@ export {
 } from './edit.js'
 export {vaddrToOffset, offsetToVaddr, requireFileRange, loadedOffset, requireLoadedRange} from './addresses.js'
 export {readDynamic, readDynamicTable, readInterpreter, type DynamicInfo, type DynamicTableEntry} from './dynamic.js'
-export {readDynamicRelocations, relocationTypeName, leadingRelativeCount, encodeRelr, type DynamicRelocations, type Relocation} from './relocations.js'
+export {readDynamicRelocations, relocationTypeName, leadingRelativeCount, encodeRelr, decodeRelr, type DynamicRelocations, type Relocation} from './relocations.js'
 export {
   readNotes, parseNotes, noteSegments, readNoteAreas, encodeNote, buildId, abiTag, gnuProperties, type Note, type NoteArea, type NoteReadOptions,
   type GnuProperty,

@@ -81,10 +81,17 @@ function readRelr(elf: ElfFile, dyn: DynamicInfo): {relr: bigint[]; relrRange?: 
   const offset = requireFileRange(elf, addr, size, 'DT_RELR')
   const bytes = readBytes(elf, offset, size)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const words: bigint[] = []
+  for (let i = 0; i < bytes.length; i += 8) words.push(view.getBigUint64(i, true))
+  return {relr: decodeRelr(words), relrRange: {offset, size}}
+}
+
+/** Decode DT_RELR words (glibc elf_dynamic_do_Relr): an address, then 63-bit bitmaps of the
+ * following words; a bitmap of zero bits (word 1) relocates nothing, so padding is harmless. */
+export function decodeRelr(words: readonly bigint[]): bigint[] {
   const out: bigint[] = []
   let base = 0n
-  for (let i = 0; i < bytes.length; i += 8) {
-    const w = view.getBigUint64(i, true)
+  for (const w of words) {
     if ((w & 1n) === 0n) {
       out.push(w)
       base = w + 8n
@@ -93,7 +100,7 @@ function readRelr(elf: ElfFile, dyn: DynamicInfo): {relr: bigint[]; relrRange?: 
       base += 63n * 8n
     }
   }
-  return {relr: out, relrRange: {offset, size}}
+  return out
 }
 
 function symbolNamer(elf: ElfFile, dyn: DynamicInfo): (index: number) => string {

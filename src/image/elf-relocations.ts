@@ -15,6 +15,7 @@ import {ImgdumpError} from '../errors.js'
 import {contains, hex, type Range} from './address-ranges.js'
 import type {ElfScan} from '../elf/scan.js'
 import type {OriginalPatcher} from './original-patcher.js'
+import {decodeRelr, encodeRelr} from '../elf/relocations.js'
 
 interface RelocTypes {none: number; copy: number; relative: number; jumpSlot: number}
 function relocTypes(machine: number): RelocTypes {
@@ -112,41 +113,6 @@ function rewriteRelaTable(scan: ElfScan, patcher: OriginalPatcher, memory: reado
     patcher.patchU64(countEntry.fileOffset + 8n, BigInt(firstDropped), 'DT_RELACOUNT')
     report.relativeCount = {before: countEntry.value, after: BigInt(firstDropped)}
   }
-}
-
-/** Decode DT_RELR (glibc elf_dynamic_do_Relr) into the addresses it relocates. */
-export function decodeRelr(words: readonly bigint[]): bigint[] {
-  const out: bigint[] = []
-  let where = 0n
-  for (const w of words) {
-    if ((w & 1n) === 0n) { out.push(w); where = w + 8n; continue }
-    let bits = w >> 1n
-    for (let i = 0n; bits !== 0n; i++, bits >>= 1n) if (bits & 1n) out.push(where + i * 8n)
-    where += 63n * 8n
-  }
-  return out
-}
-
-/** The linkers' RELR encoding of sorted, 8-aligned addresses. */
-export function encodeRelr(addrs: readonly bigint[]): bigint[] {
-  const out: bigint[] = []
-  let i = 0
-  while (i < addrs.length) {
-    out.push(addrs[i])
-    let base = addrs[i] + 8n
-    i++
-    for (;;) {
-      let bits = 0n
-      while (i < addrs.length && addrs[i] - base < 63n * 8n && addrs[i] >= base) {
-        bits |= 1n << ((addrs[i] - base) / 8n)
-        i++
-      }
-      if (bits === 0n) break
-      out.push((bits << 1n) | 1n)
-      base += 63n * 8n
-    }
-  }
-  return out
 }
 
 function rewriteRelr(scan: ElfScan, patcher: OriginalPatcher, memory: readonly Range[], vaddr: bigint, size: bigint, report: RelocationReport): void {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {decodeRelr, encodeRelr} from '../../src/image/elf-relocations.js'
+import {decodeRelr, encodeRelr} from '../../src/elf/relocations.js'
 
 describe('DT_RELR encoding', () => {
   it('decodes the linker encoding and re-encodes subsets of it', () => {
