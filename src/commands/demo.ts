@@ -1,22 +1,9 @@
 import {Flags} from '@oclif/core'
-import {accessSync, constants} from 'node:fs'
-import {tmpdir} from 'node:os'
-import {join} from 'node:path'
 import {BaseCommand} from '../base-command.js'
 import {ImgdumpError} from '../errors.js'
 import {runDemo, type DemoResult} from '../demo/lisp-demo.js'
-import {PACKAGE_ROOT} from '../demo/package-root.js'
+import {PACKAGE_ROOT, writableDirOr} from '../demo/package-root.js'
 import {renderDemo} from '../demo/render.js'
-
-/** images/demo/ beside the sources (git-ignored) when writable, else a temp dir (global installs). */
-function defaultDemoDir(): string {
-  try {
-    accessSync(PACKAGE_ROOT, constants.W_OK)
-    return join(PACKAGE_ROOT, 'images/demo')
-  } catch {
-    return join(tmpdir(), `imgdump-demo-${process.getuid?.() ?? 0}`)
-  }
-}
 
 export default class Demo extends BaseCommand {
   static override description = 'The main job on the bundled Lisp: build a >100 MB world, save it as an executable, restore it, compare'
@@ -36,7 +23,7 @@ export default class Demo extends BaseCommand {
     const {flags} = await this.parse(Demo)
     const tty = process.stderr.isTTY && !this.jsonEnabled()
     const result = runDemo({
-      dir: flags.dir ?? defaultDemoDir(),
+      dir: flags.dir ?? writableDirOr(PACKAGE_ROOT, 'images/demo', 'imgdump-demo'),
       records: flags.records,
       restoreRuns: flags['restore-runs'],
       progress: (m) => { if (tty) process.stderr.write(`… ${m}\n`) },

@@ -3,11 +3,10 @@
  * the Lisp is built here so a fresh clone or a global install needs only a C compiler).
  */
 import {spawnSync} from 'node:child_process'
-import {accessSync, constants, existsSync} from 'node:fs'
-import {tmpdir} from 'node:os'
+import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 import {ImgdumpError} from '../errors.js'
-import {PACKAGE_ROOT} from './package-root.js'
+import {PACKAGE_ROOT, writableDirOr} from './package-root.js'
 
 export const LISP_DIR = join(PACKAGE_ROOT, 'fixtures/lisp')
 
@@ -21,18 +20,8 @@ function make(args: string[], what: string): void {
   }
 }
 
-/** fixtures/lisp/build when the package is writable (a checkout), else a per-user temp dir. */
-function defaultBuildDir(): string {
-  try {
-    accessSync(LISP_DIR, constants.W_OK)
-    return join(LISP_DIR, 'build')
-  } catch {
-    return join(tmpdir(), `imgdump-lisp-${process.getuid?.() ?? 0}`)
-  }
-}
-
 /** Returns the path of the Lisp binary, building what is missing or stale. */
-export function buildLisp(buildDir = defaultBuildDir()): string {
+export function buildLisp(buildDir = writableDirOr(LISP_DIR, 'build', 'imgdump-lisp')): string {
   if (!existsSync(join(LISP_DIR, 'Makefile'))) {
     throw new ImgdumpError('io', 'DEMO_MISSING', `the bundled Lisp is not installed at ${LISP_DIR}`)
   }

@@ -9,8 +9,9 @@ import fs from 'node:fs'
 import {encodeStruct, encodeStructs} from '../binary/field-table.js'
 import {NoteHeaderDef, ProgramHeaderDef} from '../elf/definitions.js'
 import {ImgdumpError} from '../errors.js'
+import {NOTE_OWNER_BYTES, type ElfImagePlan} from './elf-plan.js'
 import {alignUp} from '../binary/align.js'
-import {NOTE_OWNER_BYTES, saveError, type ElfImagePlan} from './elf-plan.js'
+import {finalizeFrame, writeAt} from './finalize-frame.js'
 import {fdSource} from '../elf/byte-source.js'
 import {ElfScan} from '../elf/scan.js'
 import {faultPoint} from './fault-point.js'
@@ -19,13 +20,6 @@ import {encodeManifest} from './manifest.js'
 import {MANIFEST_NOTE_TYPE} from './manifest-fields.js'
 import {findManifest} from './original-executable.js'
 import type {PendingOutput, SaveResult} from './save-types.js'
-
-function writeAt(fd: number, bytes: Uint8Array, offset: bigint): void {
-  let done = 0
-  while (done < bytes.length) {
-    done += fs.writeSync(fd, bytes, done, bytes.length - done, Number(offset) + done)
-  }
-}
 
 /** Write the original (patched) bytes and the data ranges taken from the file. Idempotent. */
 export function prepareElfOutput(plan: ElfImagePlan, pending: PendingOutput): void {
@@ -56,11 +50,8 @@ function tailBytes(plan: ElfImagePlan, manifest: Uint8Array): Uint8Array {
  * in order) and commit it atomically. On any failure the temp file is discarded.
  */
 export function finalizeElfImage(plan: ElfImagePlan, pending: PendingOutput, crcs: readonly number[]): SaveResult {
-  try {
-    const s = plan.elf
-    if (crcs.length !== plan.writes.length) {
-      throw saveError('IMAGE_BAD_CRCS', `the runtime reported ${crcs.length} checksums for ${plan.writes.length} writes`, crcs.length)
-    }
+  const s = plan.elf
+  return finalizeFrame(plan, pending, crcs, s.startedAt, () => {
     prepareElfOutput(plan, pending)
     const manifest = {...s.manifest, payloads: s.manifest.payloads.map((p) => ({...p}))}
     s.memoryPayload.forEach((pi, wi) => { manifest.payloads[pi].crc32c = crcs[wi] >>> 0 })
@@ -73,16 +64,7 @@ export function finalizeElfImage(plan: ElfImagePlan, pending: PendingOutput, crc
     faultPoint('headers')
     validateWritten(plan, pending.fd)
     pending.commit()
-    let memoryBytes = 0n
-    for (const w of plan.writes) memoryBytes += w.size
-    return {path: pending.target, bytes: plan.fileSize, pages: Number(alignUp(memoryBytes, 4096n) / 4096n), ms: performance.now() - s.startedAt}
-  } catch (err) {
-    pending.discard()
-    if (err instanceof ImgdumpError) throw err
-    const e = err as NodeJS.ErrnoException
-    throw new ImgdumpError(e?.code ? 'io' : 'write', e?.code ? `IO_${e.code}` : 'IMAGE_WRITE_FAILED',
-      `cannot write ${pending.target}: ${e?.message ?? String(err)}`, {cause: err})
-  }
+  })
 }
 
 /** Re-read the written headers and manifest from the file and run the layout validator. */

@@ -21,6 +21,7 @@ import {MANIFEST_FLAGS, MANIFEST_FORMAT, MANIFEST_NOTE_OWNER} from './manifest-f
 import {loadOriginal, type OriginalExecutable} from './original-executable.js'
 import {OriginalPatcher} from './original-patcher.js'
 import type {ImagePlan, PlannedWrite, SaveRequest} from './save-types.js'
+import {editError, saveError} from './finalize-frame.js'
 
 const HUGE_PAGE = 0x200000n
 const PHDR_SIZE = 56n
@@ -50,9 +51,6 @@ export interface ElfImagePlan extends ImagePlan {
   elf: ElfPlanState
 }
 
-export const saveError = (code: string, message: string, value?: bigint | number | string, hint?: string) =>
-  new ImgdumpError('save', code, `${message} [${code}]`, {value, hint})
-const editError = (code: string, message: string, hint?: string) => new ImgdumpError('edit', code, `${message} [${code}]`, {hint})
 
 /** Originals already validated by parseElf (loadOriginal hands back the same buffer for the same file). */
 const validated = new WeakSet<Buffer>()
@@ -85,7 +83,7 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
   const phnum = scan.phdrs.length + 1 + runs.length + (hasPlaceholder ? 1 : 0) + 1
   if (phnum > MAX_PHNUM) {
     throw editError('ELF_TOO_MANY_SEGMENTS', `the image needs ${phnum} program headers, the kernel reads at most ${MAX_PHNUM}`,
-      'register fewer regions')
+      phnum, 'register fewer regions')
   }
   const writes = plannedWrites(data, dataOffsets, runs, req.loadBias)
   const copies = fileCopies(data, dataOffsets, patcher.patched)
@@ -183,7 +181,7 @@ function checkExecutable(scan: ElfScan, req: SaveRequest, path: string): void {
   if (h.e_type !== ET.ET_EXEC && h.e_type !== ET.ET_DYN) throw editError('IMAGE_NOT_EXECUTABLE', `${path} is not an executable (e_type ${h.e_type})`)
   if (!scan.firstOf(PT.PT_INTERP) || !scan.firstOf(PT.PT_DYNAMIC)) {
     throw editError('IMAGE_STATIC_UNSUPPORTED', `${path} is statically linked: its data holds the C library's own state ` +
-      '(exit handlers mangled with the old pointer guard, stdio buffers, vDSO pointers), which cannot be restored safely',
+      '(exit handlers mangled with the old pointer guard, stdio buffers, vDSO pointers), which cannot be restored safely', undefined,
     'link the runtime dynamically (without -static / -static-pie)')
   }
   if (!scan.firstOf(PT.PT_PHDR)) throw editError('IMAGE_NO_PT_PHDR', `${path} has no PT_PHDR; ld.so needs it to find the moved program headers`)

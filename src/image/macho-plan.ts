@@ -24,6 +24,7 @@ import {decodeManifest, encodeManifest, type Manifest, type ManifestPayload, typ
 import {MANIFEST_FLAGS, MANIFEST_FORMAT} from './manifest-fields.js'
 import {reconstructOriginal, manifestDigest} from './original-executable.js'
 import type {ImagePlan, PendingOutput, PlannedWrite, SaveRequest, SaveResult} from './save-types.js'
+import {editError, finalizeFrame, readAt, saveError, writeAt} from './finalize-frame.js'
 
 /** The writer holds every payload in memory (macho-image.ts): the sum of saved bytes is capped. */
 export const MACHO_MEMORY_CAP = 2n ** 31n
@@ -46,10 +47,6 @@ export interface MachoImagePlan extends ImagePlan {
   macho: MachoPlanState
 }
 
-const saveError = (code: string, message: string, value?: bigint | number | string, hint?: string) =>
-  new ImgdumpError('save', code, `${message} [${code}]`, {value, hint})
-const editError = (code: string, message: string, value?: bigint | number | string, hint?: string) =>
-  new ImgdumpError('edit', code, `${message} [${code}]`, {value, hint})
 
 export function planMachoImage(req: SaveRequest): MachoImagePlan {
   const startedAt = performance.now()
@@ -143,21 +140,6 @@ function memoryPayload(fileOffset: bigint, length: bigint, crc: number | null, d
   return {fileOffset, length, crc32c: sum, source: 'memory'}
 }
 
-function writeAt(fd: number, bytes: Uint8Array, offset: number): void {
-  let done = 0
-  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done, offset + done)
-}
-
-function readAt(fd: number, offset: bigint, length: bigint): Buffer {
-  const out = Buffer.alloc(Number(length))
-  let done = 0
-  while (done < out.length) {
-    const n = fs.readSync(fd, out, done, out.length - done, Number(offset) + done)
-    if (n === 0) break
-    done += n
-  }
-  return out
-}
 
 /**
  * After the runtime wrote every planned range (`crcs`: CRC32C per write, in plan order):
@@ -165,11 +147,8 @@ function readAt(fd: number, offset: bigint, length: bigint): Buffer {
  * failure the output is discarded and the previous image stays as it was.
  */
 export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput, crcs: readonly number[]): SaveResult {
-  try {
-    const s = plan.macho
-    if (crcs.length !== plan.writes.length) {
-      throw saveError('IMAGE_BAD_CRCS', `the runtime reported ${crcs.length} checksums for ${plan.writes.length} writes`, crcs.length)
-    }
+  const s = plan.macho
+  return finalizeFrame(plan, pending, crcs, s.startedAt, () => {
     // What the runtime reports must be what the file holds (a torn or misplaced write fails here).
     plan.writes.forEach((w, i) => {
       const got = crc32c(readAt(pending.fd, w.offset, w.size)) >>> 0
@@ -198,16 +177,7 @@ export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput,
     const check = verifyMachoImage(written, {requireSignature: true})
     if (!check.ok) throw new ImgdumpError('write', 'IMAGE_WRITE_CHECK', `the written Mach-O image failed its check: ${check.problems.join('; ')}`)
     pending.commit()
-    let memoryBytes = 0n
-    for (const w of plan.writes) memoryBytes += w.size
-    return {path: pending.target, bytes: plan.fileSize, pages: Number(alignUp(memoryBytes, 4096n) / 4096n), ms: performance.now() - s.startedAt}
-  } catch (err) {
-    pending.discard()
-    if (err instanceof ImgdumpError) throw err
-    const e = err as NodeJS.ErrnoException
-    throw new ImgdumpError(e?.code ? 'io' : 'write', e?.code ? `IO_${e.code}` : 'IMAGE_WRITE_FAILED',
-      `cannot write ${pending.target}: ${e?.message ?? String(err)}`, {cause: err})
-  }
+  })
 }
 
 /**

@@ -39,7 +39,7 @@ export interface RunOptions {
 
 /** Run `program` with one command per line on stdin. */
 export function runKv(program: string, commands: string[], opts: RunOptions = {}): SpawnSyncReturns<string> {
-  const env = {...process.env, IMGDUMP_CLI: CLI, ...opts.env}
+  const env: NodeJS.ProcessEnv = {...process.env, IMGDUMP_CLI: CLI, ...opts.env}
   delete env.IMGDUMP_CONTROL_FD
   const input = commands.join('\n') + '\n'
   const timeout = opts.timeoutMs ?? 60_000 // a hang guard, not a speed assertion

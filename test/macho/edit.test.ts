@@ -164,7 +164,7 @@ describe('Mach-O image editing', () => {
     const runs = Array.from({length: 24}, (_, i) => ({name: `__IMGHEAP${i}`, address: 0x300000000n + BigInt(i) * 0x100000n, memSize: 0x40000n,
       payload: Buffer.alloc(100 + i * 1000, i + 1)}))
     const manifest = Buffer.from(encodeManifest({generation: 1n, createdNs: 0n, heapHeader: 0n, loadBias: 0n, stackLimit: 0n, flags: 0, format: 2,
-      runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, libraries: [], segments: [], payloads: [], undo: []}))
+      runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, parentDigest: null, libraries: [], segments: [], payloads: [], undo: []}))
     const image = buildMachoImage(readFixture(name), runs, manifest)
     assert.deepEqual(verifyMachoImage(image, {requireSignature: true}).problems, [])
     const out = join(dir, 'many-runs')
@@ -185,7 +185,7 @@ describe('Mach-O image editing', () => {
   it('builds a thin image from the --arch slice of a fat runtime', () => {
     for (const arch of ['arm64', 'x86_64']) {
       const manifest = Buffer.from(encodeManifest({generation: 1n, createdNs: 0n, heapHeader: HEAP_ADDRESS, loadBias: 0n, stackLimit: 0n, flags: 0, format: 2,
-        runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, libraries: [], segments: [], payloads: [], undo: []}))
+        runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, parentDigest: null, libraries: [], segments: [], payloads: [], undo: []}))
       const image = buildMachoImage(readFixture('fat.macho'), [{name: '__IMGHEAP0', address: HEAP_ADDRESS, memSize: 0x8000n, payload: Buffer.alloc(100, 7)}], manifest, {arch})
       assert.deepEqual(verifyMachoImage(image, {requireSignature: true}), {ok: true, problems: []})
       const d = describeMacho(image)

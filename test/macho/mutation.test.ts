@@ -200,7 +200,7 @@ describe('Mach-O malformed input', () => {
 
   it('the image writer on bit-flipped runtimes: a typed error or an image that verifies', () => {
     const manifest = Buffer.from(encodeManifest({generation: 1n, createdNs: 0n, heapHeader: 0n, loadBias: 0n, stackLimit: 0n, flags: 0, format: 2,
-      runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, libraries: [], segments: [], payloads: [], undo: []}))
+      runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, parentDigest: null, libraries: [], segments: [], payloads: [], undo: []}))
     let seed = 7
     const rnd = (n: number) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
     let built = 0, refused = 0

@@ -54,7 +54,7 @@ export function buildTestImage(name: string): TestImage {
         crc32c: draft ? crc32c(draft.subarray(Number(r.fileOffset), Number(r.fileOffset + r.length))) >>> 0 : 0}))
       const man: Manifest = {
         generation: 1n, createdNs: 1n, heapHeader: HEAP_ADDRESS, loadBias: 0n, stackLimit: 8n << 20n, flags: 3, format: 2,
-        runtimePath: `/fixtures/${name}`, runtimeDigest: createHash('sha256').update(original).digest(), originalSize: layout.originalSize,
+        runtimePath: `/fixtures/${name}`, runtimeDigest: createHash('sha256').update(original).digest(), originalSize: layout.originalSize,  parentDigest: null,
         libraries: [{base: 0n, path: '/usr/lib/libSystem.B.dylib', buildId: null}],
         segments: [
           {role: 'data', address: dseg.address, memSize: dseg.memSize, fileOffset: dseg.fileOffset, fileSize: dseg.fileSize},

@@ -10,23 +10,14 @@ import {type ChildProcess, spawn, spawnSync} from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import {buildKv, rebuildKvx} from '../cycle/kv-harness.js'
-import {cleanupTemp, cliPath, tempDir} from './helpers.js'
+import {cleanupTemp, cliAsync, cliPath, tempDir, type Ran} from './helpers.js'
 
-interface Ran {status: number | null; stdout: string; stderr: string}
 
 function runWith(cmd: string, args: string[], input: string, env: NodeJS.ProcessEnv = {}): Ran {
   const r = spawnSync(cmd, args, {input, encoding: 'utf8', timeout: 60_000, env: {...process.env, IMGDUMP_CLI: cliPath, ...env}})
   return {status: r.status, stdout: r.stdout, stderr: r.stderr}
 }
 
-function cliAsync(args: string[], env: NodeJS.ProcessEnv): Promise<Ran> {
-  const child = spawn(process.execPath, [cliPath, ...args], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => (stdout += d))
-  child.stderr.on('data', (d) => (stderr += d))
-  return new Promise((resolve) => child.on('close', (status) => resolve({status, stdout, stderr})))
-}
 
 /** Collects a child's stdout; `next(re)` resolves with the first new line matching. */
 function lines(child: ChildProcess): {next: (re: RegExp) => Promise<string>; text: () => string} {

@@ -3,7 +3,7 @@
  * compiled once into a temp dir, and a stub image side that plans a trivial file layout
  * (header page, then the "heap") and checks the runtime's CRCs by reading the file back.
  */
-import {execFileSync} from 'node:child_process'
+import {execFileSync, spawn} from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -80,4 +80,16 @@ export function stubImageSide(log: string[] = []): () => Promise<ImageSide> {
     },
   }
   return async () => side
+}
+
+export interface Ran {status: number | null; stdout: string; stderr: string}
+
+/** The CLI run asynchronously, so an orchestrator in this process keeps serving meanwhile. */
+export function cliAsync(args: string[], env: NodeJS.ProcessEnv): Promise<Ran> {
+  const child = spawn(process.execPath, [cliPath, ...args], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  return new Promise((resolve) => child.on('close', (status) => resolve({status, stdout, stderr})))
 }

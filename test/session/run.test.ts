@@ -4,7 +4,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import {runSession, type RunResult} from '../../src/session/orchestrator.js'
-import {cleanupTemp, cliPath, peerBinary, peerPattern, STUB_MAGIC, stubImageSide, tempDir} from './helpers.js'
+import {cleanupTemp, cliAsync, cliPath, peerBinary, peerPattern, STUB_MAGIC, stubImageSide, tempDir} from './helpers.js'
 
 /** Run the CLI (built dist, as users run it) with the test's session directory. */
 function cli(args: string[], env: NodeJS.ProcessEnv, input?: string) {
@@ -257,12 +257,3 @@ describe('imgdump run / sessions / save (CLI, C stand-in runtime)', () => {
   })
 })
 
-/** The CLI run asynchronously, so this process's orchestrator keeps serving meanwhile. */
-function cliAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{status: number | null; stdout: string; stderr: string}> {
-  const child = spawn(process.execPath, [cliPath, ...args], {env: {...process.env, ...env}, stdio: ['ignore', 'pipe', 'pipe']})
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (d) => (stdout += d))
-  child.stderr.on('data', (d) => (stderr += d))
-  return new Promise((resolve) => child.on('close', (status) => resolve({status, stdout, stderr})))
-}
