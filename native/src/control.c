@@ -27,6 +27,8 @@ static struct {
   size_t len;
   int pending_fd;
   int hello_done;
+  int fd_known; /* control_fd below was looked up in this exec */
+  int fd;
 } io;
 
 static void io_reset_if_stale(void) {
@@ -35,9 +37,29 @@ static void io_reset_if_stale(void) {
   io.len = 0;
   io.pending_fd = -1;
   io.hello_done = 0;
+  io.fd_known = 0;
 }
 
+static int control_fd_lookup(void);
+
+/* Safe points call this often: look the socket up once per exec. */
 int control_fd(void) {
+  io_reset_if_stale();
+  if (!io.fd_known) {
+    io.fd = control_fd_lookup();
+    io.fd_known = 1;
+  }
+  return io.fd;
+}
+
+int control_idle(void) {
+  io_reset_if_stale();
+  if (!io.hello_done || io.len > 0) return 0; /* not connected yet, or a line is buffered */
+  struct pollfd pf = {io.fd, POLLIN, 0};
+  return poll(&pf, 1, 0) == 0;
+}
+
+static int control_fd_lookup(void) {
   const char *v = getenv("IMGDUMP_CONTROL_FD");
   if (!v || !*v) return -1;
   char *end;

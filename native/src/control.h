@@ -28,7 +28,10 @@ int planner_send(struct planner *p, const char *line);
  * 0, IMGDUMP_EPLANNER (EOF/error), IMGDUMP_EPROTO (line too long), or 1 (poll: nothing). */
 int planner_recv(struct planner *p, struct scratch *s, char **line, int *fd_out, int timeout_ms);
 
-/* The inherited control socket, or -1. */
+/* The inherited control socket, or -1 (looked up once per exec). */
 int control_fd(void);
+/* 1 when connected to the orchestrator and nothing is waiting on the socket: a safe point's
+ * fast path (one poll with zero timeout, no allocation). */
+int control_idle(void);
 
 #endif

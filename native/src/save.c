@@ -158,6 +158,11 @@ static void defer_request(const char *line) {
   deferred.has = 1;
 }
 
+static int deferred_pending(void) {
+  if (per_exec_stale(&deferred.token)) deferred.has = 0;
+  return deferred.has;
+}
+
 static int take_deferred(struct scratch *s, char **line) {
   if (per_exec_stale(&deferred.token)) deferred.has = 0;
   if (!deferred.has) return 0;
@@ -365,6 +370,7 @@ int imgdump_save(const char *path, unsigned flags) {
  * served here, at a point the runtime declared safe. */
 void imgdump_safepoint(void) {
   if (control_fd() < 0) return;
+  if (!deferred_pending() && control_idle()) return;
   struct scratch s;
   if (scratch_open(&s, 1 << 20)) return;
   struct planner p;
