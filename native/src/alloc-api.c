@@ -135,6 +135,7 @@ static __attribute__((noreturn)) void corrupt(const char *what) {
 static void release(void *p) {
   struct imgdump_heap_header *h = imgdump__heap_ptr;
   if (!p || !owned(h, p)) return; /* not ours (e.g. from before the heap existed): keep it */
+  if (!__libc_single_threaded && !((uint64_t)p & 15) && imgdump__tcache_defer(h, p)) return;
   struct chunk *c = mem_to_chunk(p);
   uint64_t head = c->head;
   if ((head & (CH_CINUSE | CH_QUICK)) != CH_CINUSE || ((uint64_t)p & 15)) corrupt("free");

@@ -63,6 +63,7 @@ HIDDEN void *imgdump__alloc_aligned_nocache(size_t n, size_t align);
 HIDDEN void imgdump__tcache_init(void);
 HIDDEN void *imgdump__tcache_alloc(struct imgdump_heap_header *h, uint64_t nb);
 HIDDEN int imgdump__tcache_free(struct imgdump_heap_header *h, struct chunk *c, uint64_t size);
+HIDDEN int imgdump__tcache_defer(struct imgdump_heap_header *h, void *p);
 HIDDEN void imgdump__tcache_release_self(void);
 HIDDEN void imgdump__tcache_fork_child(struct imgdump_heap_header *h);
 HIDDEN void imgdump__alloc_committed(struct imgdump_heap_header *h, uint64_t to);

@@ -70,13 +70,31 @@ _Static_assert(sizeof(struct imgdump_alloc_state) == 2696, "allocator state layo
  * lock. A walk of a live multi-threaded heap sees them as used; imgdump__alloc_lock (save,
  * heap walk) flushes the caller's cache, thread exit and fork flush theirs, so a saved heap
  * never holds cached chunks. */
-#define TC_MAX_SIZE 512ull
-#define TC_CLASSES 33 /* indexed size >> 4 */
-#define TC_FILL 16    /* chunks per class before half are spilled to the quick list */
+#ifndef TC_MAX_SIZE
+#define TC_MAX_SIZE 1008ull /* = QUICK_MAX: a spilled chunk always has a quick list */
+#endif
+#define TC_CLASSES (TC_MAX_SIZE / 16 + 1) /* indexed size >> 4 */
+_Static_assert(TC_MAX_SIZE <= QUICK_MAX, "a spilled cached chunk needs a quick list");
+/* Spilling sends chunks through the shared quick lists to other threads, and a chunk
+ * that changes threads leaves its cache lines shared with the old owner's neighbours
+ * (false sharing: measured, ~30 % of the 4-thread churn's CPU time; docs/allocator.md). So caches are
+ * generous, bounded in bytes: a class spills TC_BATCH chunks once it holds more than
+ * TC_CLASS_BYTES, or the whole cache more than TC_BYTES. */
+#ifndef TC_CLASS_BYTES
+#define TC_CLASS_BYTES (64u << 10)
+#endif
+#ifndef TC_BYTES
+#define TC_BYTES (1u << 20)
+#endif
+#define TC_BATCH 32u /* chunks moved per refill or spill (one lock) */
+#define TC_PEND 8u   /* frees deferred (ring) so the chunk head is prefetched, not waited for */
 
 struct imgdump_tcache {
   struct imgdump_tcache *next; /* registry link */
   uint64_t n_malloc, n_free;   /* not yet merged into the state's counters */
+  uint64_t bytes;              /* bytes of chunks held */
+  uint64_t npend;              /* frees deferred so far; pend[npend % TC_PEND] is the oldest */
+  void *pend[TC_PEND];         /* freed payloads not yet looked at (still marked in use) */
   uint32_t count[TC_CLASSES];
   struct chunk *head[TC_CLASSES]; /* linked through fd; bk = this cache (double-free key) */
 };

@@ -31,6 +31,7 @@ static void spill(struct imgdump_alloc_state *st, struct imgdump_tcache *tc, uns
     struct chunk *c = tc->head[i];
     tc->head[i] = c->fd;
     tc->count[i]--;
+    tc->bytes -= size;
     c->head |= CH_QUICK;
     c->fd = st->quick[i];
     c->bk = NULL;
@@ -40,9 +41,27 @@ static void spill(struct imgdump_alloc_state *st, struct imgdump_tcache *tc, uns
   }
 }
 
+static __attribute__((noreturn)) void bad_free(void) {
+  imgdump__os_stderr("imgdump: free: invalid pointer or heap corruption\n");
+  __builtin_trap();
+}
+
+/* Free the deferred chunks straight to the core (lock held). */
+static void drain_locked(struct imgdump_heap_header *h, struct imgdump_tcache *tc) {
+  for (unsigned k = 0; k < TC_PEND; k++) {
+    void *p = tc->pend[k];
+    if (!p) continue;
+    tc->pend[k] = NULL;
+    struct chunk *c = mem_to_chunk(p);
+    if ((c->head & (CH_CINUSE | CH_QUICK)) != CH_CINUSE) bad_free();
+    imgdump__chunk_free(h, c);
+  }
+}
+
 /* Move the whole cache to the quick lists, unregister and free it (lock held). */
 static void flush_locked(struct imgdump_heap_header *h, struct imgdump_tcache *tc) {
   struct imgdump_alloc_state *st = alloc_state(h);
+  drain_locked(h, tc);
   for (unsigned i = 0; i < TC_CLASSES; i++) spill(st, tc, i, UINT32_MAX);
   merge_counters(st, tc);
   for (struct imgdump_tcache **p = &st->tcaches; *p; p = &(*p)->next)
@@ -82,34 +101,55 @@ static struct imgdump_tcache *create(struct imgdump_heap_header *h) {
   return tc;
 }
 
+/* Refill class i with up to TC_BATCH chunks in one lock (lock held): from the quick list
+ * first, then carved by the core (bins, top) — so a miss costs one lock, not one per chunk.
+ * Stops when the heap would have to grow (that system call is the slow path's job). */
+static void refill_locked(struct imgdump_heap_header *h, struct imgdump_tcache *tc, unsigned i, uint64_t nb) {
+  struct imgdump_alloc_state *st = alloc_state(h);
+  for (uint32_t k = 0; k < TC_BATCH; k++) {
+    struct chunk *q = st->quick[i];
+    if (q) {
+      st->quick[i] = q->fd;
+      st->quick_bytes -= nb;
+      q->head &= ~CH_QUICK;
+    } else {
+      uint64_t need;
+      if (!(q = imgdump__take_chunk(h, nb, &need))) break;
+      if (chunk_size(q) != nb) { /* a remainder too small to split off: leave it to malloc */
+        imgdump__chunk_release(h, q);
+        break;
+      }
+    }
+    st->in_use_bytes += nb;
+    q->fd = tc->head[i];
+    q->bk = (struct chunk *)tc;
+    tc->head[i] = q;
+    tc->count[i]++;
+    tc->bytes += nb;
+  }
+  if (st->in_use_bytes > st->peak_in_use) st->peak_in_use = st->in_use_bytes;
+  merge_counters(st, tc);
+}
+
 void *imgdump__tcache_alloc(struct imgdump_heap_header *h, uint64_t nb) {
   struct imgdump_tcache *tc = tc_self;
   if (!tc && (!tc_key_ok || !(tc = create(h)))) return NULL;
   unsigned i = (unsigned)(nb >> 4);
   struct chunk *c = tc->head[i];
-  if (!c) { /* refill half a cache's worth from the quick list in one lock */
-    struct imgdump_alloc_state *st = alloc_state(h);
+  if (!c) {
     imgdump__lock_word(&h->lock);
-    for (uint32_t k = 0; k < TC_FILL / 2 && st->quick[i]; k++) {
-      struct chunk *q = st->quick[i];
-      st->quick[i] = q->fd;
-      st->quick_bytes -= nb;
-      st->in_use_bytes += nb;
-      q->head &= ~CH_QUICK;
-      q->fd = tc->head[i];
-      q->bk = (struct chunk *)tc;
-      tc->head[i] = q;
-      tc->count[i]++;
-    }
-    if (st->in_use_bytes > st->peak_in_use) st->peak_in_use = st->in_use_bytes;
-    merge_counters(st, tc);
+    refill_locked(h, tc, i, nb);
     imgdump__unlock_word(&h->lock);
     if (!(c = tc->head[i])) return NULL;
   }
   tc->head[i] = c->fd;
   tc->count[i]--;
+  tc->bytes -= nb;
   c->bk = NULL;
   tc->n_malloc++;
+  /* The next malloc of this class takes the new head: fetch its line now (the free that
+   * cached it was usually long ago), so that miss is not paid on the critical path. */
+  if (tc->head[i]) __builtin_prefetch(tc->head[i], 1);
   return chunk_to_mem(c);
 }
 
@@ -123,9 +163,10 @@ int imgdump__tcache_free(struct imgdump_heap_header *h, struct chunk *c, uint64_
         imgdump__os_stderr("imgdump: free: double free of a small block\n");
         __builtin_trap();
       }
-  if (tc->count[i] >= TC_FILL) {
+  if (tc->count[i] >= TC_BATCH &&
+      ((uint64_t)tc->count[i] * size >= TC_CLASS_BYTES || tc->bytes + size > TC_BYTES)) {
     imgdump__lock_word(&h->lock);
-    spill(alloc_state(h), tc, i, TC_FILL / 2);
+    spill(alloc_state(h), tc, i, TC_BATCH);
     merge_counters(alloc_state(h), tc);
     imgdump__unlock_word(&h->lock);
   }
@@ -133,7 +174,33 @@ int imgdump__tcache_free(struct imgdump_heap_header *h, struct chunk *c, uint64_
   c->bk = (struct chunk *)tc;
   tc->head[i] = c;
   tc->count[i]++;
+  tc->bytes += size;
   tc->n_free++;
+  return 1;
+}
+
+/* free() while multi-threaded: the chunk's head is usually a cache miss (the block was
+ * written long ago), and a load miss stalls. So the pointer goes into a small ring with a
+ * prefetch of its head, and the free that was deferred TC_PEND frees ago is done now, its
+ * line by then in cache. A deferred chunk stays marked in use (a walk reports it used, as
+ * cached ones); it is validated (double free, wild pointer) when it is done. Returns 0 when
+ * the thread has no cache (the caller frees directly). */
+int imgdump__tcache_defer(struct imgdump_heap_header *h, void *p) {
+  struct imgdump_tcache *tc = tc_self;
+  if (!tc) return 0;
+  __builtin_prefetch((char *)p - CH_HDR, 1);
+  void **slot = &tc->pend[tc->npend++ % TC_PEND];
+  void *q = *slot;
+  *slot = p;
+  if (!q) return 1;
+  struct chunk *c = mem_to_chunk(q);
+  uint64_t head = c->head;
+  if ((head & (CH_CINUSE | CH_QUICK)) != CH_CINUSE) bad_free();
+  uint64_t size = head & ~CH_FLAGS;
+  if (size <= TC_MAX_SIZE && imgdump__tcache_free(h, c, size)) return 1;
+  imgdump__lock_word(&h->lock);
+  imgdump__chunk_free(h, c);
+  imgdump__unlock_word(&h->lock);
   return 1;
 }
 
