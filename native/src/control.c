@@ -14,37 +14,28 @@
 #include "imgdump.h"
 #include "internal.h"
 #include "json-lite.h"
-#include "per-exec.h"
 
 #define LINE_MAX_BYTES (1u << 20)
 
 extern char **environ;
 
-/* Per-exec transport state: bytes received past the last line, the pending fd, hello sent. */
-static struct {
-  struct per_exec_token token;
+/* Transport state of this exec: bytes received past the last line, the pending fd, hello
+ * sent. Process-local: the image starts with it zeroed (IMGDUMP_PROCESS_LOCAL). */
+IMGDUMP_PROCESS_LOCAL static struct {
   char *buf; /* anonymous mapping of LINE_MAX_BYTES */
   size_t len;
-  int pending_fd;
+  int pending_fd; /* valid when has_fd */
+  int has_fd;
   int hello_done;
   int fd_known; /* control_fd below was looked up in this exec */
   int fd;
 } io;
 
-static void io_reset_if_stale(void) {
-  if (!per_exec_stale(&io.token)) return;
-  io.buf = NULL;
-  io.len = 0;
-  io.pending_fd = -1;
-  io.hello_done = 0;
-  io.fd_known = 0;
-}
 
 static int control_fd_lookup(void);
 
 /* Safe points call this often: look the socket up once per exec. */
 int control_fd(void) {
-  io_reset_if_stale();
   if (!io.fd_known) {
     io.fd = control_fd_lookup();
     io.fd_known = 1;
@@ -53,7 +44,6 @@ int control_fd(void) {
 }
 
 int control_idle(void) {
-  io_reset_if_stale();
   if (!io.hello_done || io.len > 0) return 0; /* not connected yet, or a line is buffered */
   struct pollfd pf = {io.fd, POLLIN, 0};
   return poll(&pf, 1, 0) == 0;
@@ -149,13 +139,12 @@ static int hello(struct planner *p, struct scratch *s) {
 }
 
 int planner_open(struct planner *p, struct scratch *s) {
-  io_reset_if_stale();
   p->fd = control_fd();
   p->child = 0;
   if (p->fd < 0) {
     /* A fresh connection: forget bytes of any previous standalone planner. */
     io.len = 0;
-    io.pending_fd = -1;
+    io.has_fd = 0;
     int rc = spawn_planner(p, s);
     if (rc) return rc;
     rc = hello(p, s);
@@ -223,8 +212,9 @@ static int receive_some(struct planner *p, int timeout_ms) {
     int fds[4];
     memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)(nfds > 4 ? 4 : nfds));
     for (int i = 0; i < nfds && i < 4; i++) {
-      if (io.pending_fd >= 0) close(io.pending_fd);
+      if (io.has_fd) close(io.pending_fd);
       io.pending_fd = fds[i];
+      io.has_fd = 1;
     }
   }
   io.len += (size_t)r;
@@ -232,7 +222,6 @@ static int receive_some(struct planner *p, int timeout_ms) {
 }
 
 int planner_recv(struct planner *p, struct scratch *s, char **line, int *fd_out, int timeout_ms) {
-  io_reset_if_stale();
   if (!io.buf) {
     struct scratch b;
     if (scratch_open(&b, LINE_MAX_BYTES)) return IMGDUMP_ENOMEM;
@@ -249,8 +238,8 @@ int planner_recv(struct planner *p, struct scratch *s, char **line, int *fd_out,
       memmove(io.buf, nl + 1, io.len - n - 1);
       io.len -= n + 1;
       *line = out;
-      *fd_out = io.pending_fd;
-      io.pending_fd = -1;
+      *fd_out = io.has_fd ? io.pending_fd : -1;
+      io.has_fd = 0;
       return 0;
     }
     int rc = receive_some(p, timeout_ms);

@@ -18,7 +18,6 @@
 #include "pin.h"
 #include "process-facts.h"
 #include "startup.h"
-#include "per-exec.h"
 
 struct lib_lookup {
   const char *path;
@@ -81,8 +80,9 @@ static void undo_pinning_traces(void) {
 }
 
 void imgdump__restore_check(void) {
-  static struct per_exec_token token;
-  if (!per_exec_stale(&token)) return; /* already ran in this exec */
+  IMGDUMP_PROCESS_LOCAL static int done; /* once per exec: zero again in every image */
+  if (done) return;
+  done = 1;
   const struct startup_facts *f = imgdump__facts();
   undo_pinning_traces();
   if (!f->is_image) return;

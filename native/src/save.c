@@ -20,7 +20,6 @@
 #include "imgdump.h"
 #include "internal.h"
 #include "json-lite.h"
-#include "per-exec.h"
 #include "pin.h"
 #include "process-facts.h"
 #include "save-fault.h"
@@ -28,9 +27,8 @@
 
 #define MSG_CAP (256u << 10)
 
-/* Per exec: the generation the last save of this run produced. */
-static struct {
-  struct per_exec_token token;
+/* The generation the last save of this exec produced (process-local: zero in the image). */
+IMGDUMP_PROCESS_LOCAL static struct {
   uint64_t last_generation;
 } saves;
 
@@ -144,14 +142,12 @@ static int write_allowed(const struct save_job *j, uint64_t addr, uint64_t size)
 
 /* A `request-save` that crossed a save this runtime started itself waits here for the next
  * safe point (docs/protocol.md). Per exec: a request is for the process that received it. */
-static struct {
-  struct per_exec_token token;
+IMGDUMP_PROCESS_LOCAL static struct {
   int has;
   char line[4096];
 } deferred;
 
 static void defer_request(const char *line) {
-  if (per_exec_stale(&deferred.token)) deferred.has = 0;
   size_t n = strlen(line);
   if (n >= sizeof deferred.line) return; /* cannot be a valid request; the requester times out */
   memcpy(deferred.line, line, n + 1);
@@ -159,12 +155,10 @@ static void defer_request(const char *line) {
 }
 
 static int deferred_pending(void) {
-  if (per_exec_stale(&deferred.token)) deferred.has = 0;
   return deferred.has;
 }
 
 static int take_deferred(struct scratch *s, char **line) {
-  if (per_exec_stale(&deferred.token)) deferred.has = 0;
   if (!deferred.has) return 0;
   deferred.has = 0;
   *line = scratch_strdup(s, deferred.line);
@@ -331,7 +325,6 @@ int imgdump__save_with_id(const char *path, unsigned flags, unsigned id) {
     imgdump__set_error("imgdump_save was called while a save is in progress");
     return IMGDUMP_EBUSY;
   }
-  if (per_exec_stale(&saves.token)) saves.last_generation = 0;
   struct save_job j = {.heap = heap, .id = id, .mode = flags};
   imgdump__run_hooks(IMGDUMP_HOOK_SAVE);
   save_fault("hooks");

@@ -22,11 +22,9 @@
 #include "pin.h"
 #include "process-facts.h"
 #include "startup.h"
-#include "per-exec.h"
 
 /* Process-local facts (not saved: they describe this run, not the heap). */
-static struct {
-  struct per_exec_token token;
+IMGDUMP_PROCESS_LOCAL static struct {
   int done;
   int no_pin; /* loaded with dlopen: not the process's allocator, leave the layout alone */
   int is_image;
@@ -88,7 +86,6 @@ static void start_image(void) {
 
 const struct imgdump_image_info *imgdump__startup(void) {
   /* Single-threaded here: ld.so start-up, or the first malloc of a fresh process. */
-  if (per_exec_stale(&run.token)) run.done = run.no_pin = 0; /* saved copy from another run */
   if (!run.done) {
     run.done = 1;
     own_image(&run.own);
@@ -123,7 +120,4 @@ const struct startup_facts *imgdump__facts(void) {
 
 void imgdump__note_stack_was_unlimited(void) { run.pin.stack_was_unlimited = 1; }
 
-void imgdump__disable_pinning(void) {
-  if (per_exec_stale(&run.token)) run.done = 0;
-  run.no_pin = 1;
-}
+void imgdump__disable_pinning(void) { run.no_pin = 1; }
