@@ -61,7 +61,7 @@ function runLisp(program: string, args: string[], what: string): LispRun {
   return {stdout: r.stdout, ms}
 }
 
-/** Each -p prints one line; pick the line printed for query i (after `skip` earlier lines). */
+/** Each -p prints one line: the last `count` lines are the answers, in order. */
 function answers(stdout: string, count: number): string[] {
   const lines = stdout.trimEnd().split('\n')
   return lines.slice(lines.length - count)

@@ -3,13 +3,13 @@
  * format — an imgdump image (ELF with a manifest note), a plain ELF file, a Mach-O or fat
  * file. Returns the JSON-able description and its text rendering.
  */
-import {closeSync, openSync, readFileSync, readSync} from 'node:fs'
+import {readFileSync} from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
 import {describeElf, type ElfDescription} from '../elf/describe.js'
 import {parseElf} from '../elf/reader.js'
 import {describeImage, isImageFile, type ImageDescription} from '../image/describe-image.js'
 import {describeMacho, renderMachoText, type MachoDescription} from '../macho/index.js'
-import {formatOfMagic, type FileFormat} from './file-format.js'
+import {fileFormat} from './file-format.js'
 import {renderElfText} from './render-text.js'
 
 export type FileDescription = ElfDescription | ImageDescription | MachoDescription
@@ -19,20 +19,6 @@ export interface DescribeOptions {
   arch?: string
 }
 
-/** The format of the file at `path`, from its first bytes. */
-export function fileFormat(path: string): FileFormat {
-  let fd: number
-  try { fd = openSync(path, 'r') } catch (err) { throw ioError(err, path) }
-  try {
-    const head = Buffer.alloc(4)
-    const n = readSync(fd, head, 0, 4, 0)
-    return formatOfMagic(head.subarray(0, n))
-  } catch (err) {
-    throw ioError(err, path)
-  } finally {
-    closeSync(fd)
-  }
-}
 
 function readWhole(path: string): Buffer {
   try { return readFileSync(path) } catch (err) { throw ioError(err, path) }

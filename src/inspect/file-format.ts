@@ -1,4 +1,7 @@
 /** Which executable format a file is, from its first bytes (one place for every magic). */
+import {closeSync, openSync, readSync} from 'node:fs'
+import {ioError} from '../errors.js'
+
 export type FileFormat = 'elf' | 'macho' | 'fat' | 'unknown'
 
 export function formatOfMagic(head: Uint8Array): FileFormat {
@@ -10,4 +13,19 @@ export function formatOfMagic(head: Uint8Array): FileFormat {
   if (le >>> 0 === 0xfeedfacf) return 'macho' // MH_MAGIC_64, little-endian (x86_64, arm64)
   if (be >>> 0 === 0xcafebabe || be >>> 0 === 0xcafebabf) return 'fat' // FAT_MAGIC / FAT_MAGIC_64, big-endian
   return 'unknown'
+}
+
+/** The format of the file at `path`, from its first four bytes. */
+export function fileFormat(path: string): FileFormat {
+  let fd: number
+  try { fd = openSync(path, 'r') } catch (err) { throw ioError(err, path) }
+  try {
+    const head = Buffer.alloc(4)
+    const n = readSync(fd, head, 0, 4, 0)
+    return formatOfMagic(head.subarray(0, n))
+  } catch (err) {
+    throw ioError(err, path)
+  } finally {
+    closeSync(fd)
+  }
 }

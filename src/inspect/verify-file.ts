@@ -7,7 +7,7 @@ import {readFileSync} from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
 import {verifyImage, type VerifyReport} from '../image/verify-image.js'
 import {verifyMachoImage} from '../macho/index.js'
-import {fileFormat} from './describe-file.js'
+import {fileFormat} from './file-format.js'
 
 export interface FileVerifyReport extends VerifyReport {
   format: 'elf' | 'macho' | 'fat'
