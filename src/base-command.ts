@@ -1,5 +1,5 @@
 import {Command, Errors} from '@oclif/core'
-import {ImgdumpError} from './errors.js'
+import {asTypedError, ImgdumpError} from './errors.js'
 import {EXIT_CODES, exitCodeFor} from './exit-codes.js'
 
 /**
@@ -34,10 +34,9 @@ export function toTypedError(err: unknown): ImgdumpError {
   if (e instanceof Errors.CLIError || e?.constructor?.name?.endsWith('Error') && e?.oclif) {
     return new ImgdumpError('usage', 'USAGE', firstLine(e.message))
   }
-  if (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) {
-    return new ImgdumpError('io', `IO_${e.code}`, firstLine(e.message))
-  }
-  return new ImgdumpError('internal', 'INTERNAL', `internal error: ${firstLine(e?.message ?? String(err))}`, {
+  const typed = asTypedError(err)
+  if (typed.phase !== 'internal') return typed
+  return new ImgdumpError('internal', 'INTERNAL', typed.message, {
     hint: 'this is a bug in imgdump; run with IMGDUMP_DEBUG=1 for the stack trace and report it',
   })
 }

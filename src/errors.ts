@@ -65,3 +65,15 @@ export function ioError(err: unknown, path: string, action = 'read'): ImgdumpErr
     e?.message ?? String(err)
   return new ImgdumpError('io', `IO_${e?.code ?? 'ERROR'}`, `cannot ${action} ${path}: ${reason}`, {cause: err})
 }
+
+/**
+ * Anything thrown, as a typed error: ImgdumpErrors as they are, Node system errors (ENOSPC,
+ * EFBIG, EACCES, …) as io errors, the rest as an internal error (a bug) described by `what`.
+ */
+export function asTypedError(err: unknown, what = 'internal error'): ImgdumpError {
+  if (err instanceof ImgdumpError) return err
+  const e = err as NodeJS.ErrnoException
+  const message = (e?.message ?? String(err)).split('\n')[0].replace(/^Error: /, '')
+  if (typeof e?.code === 'string' && /^E[A-Z0-9]+$/.test(e.code)) return new ImgdumpError('io', `IO_${e.code}`, message, {cause: err})
+  return new ImgdumpError('internal', 'INTERNAL', `${what}: ${message}`, {cause: err})
+}

@@ -16,6 +16,7 @@ import {contains, hex, type Range} from './address-ranges.js'
 import type {ElfScan} from '../elf/scan.js'
 import type {OriginalPatcher} from './original-patcher.js'
 import {decodeRelr, encodeRelr} from '../elf/relocations.js'
+import {editError} from './finalize-frame.js'
 
 interface RelocTypes {none: number; copy: number; relative: number; jumpSlot: number}
 function relocTypes(machine: number): RelocTypes {
@@ -32,8 +33,6 @@ export interface RelocationReport {
   relrDropped: number
 }
 
-const editError = (code: string, message: string, value?: bigint | number, hint?: string) =>
-  new ImgdumpError('edit', code, `${message} [${code}]`, {value, hint})
 
 /** Rewrite the relocations of `scan` (the original) in `patcher`; `memory` are vaddr ranges taken from memory. */
 export function neutralizeRelocations(scan: ElfScan, patcher: OriginalPatcher, memory: readonly Range[]): RelocationReport {

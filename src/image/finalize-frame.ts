@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs'
 import {alignUp} from '../binary/align.js'
-import {ImgdumpError} from '../errors.js'
+import {asTypedError, ImgdumpError} from '../errors.js'
 import type {ImagePlan, PendingOutput, SaveResult} from './save-types.js'
 
 export const saveError = (code: string, message: string, value?: bigint | number | string, hint?: string) =>
@@ -46,9 +46,6 @@ export function finalizeFrame(plan: ImagePlan, pending: PendingOutput, crcs: rea
     return {path: pending.target, bytes: plan.fileSize, pages: Number(alignUp(memoryBytes, 4096n) / 4096n), ms: performance.now() - startedAt}
   } catch (err) {
     pending.discard()
-    if (err instanceof ImgdumpError) throw err
-    const e = err as NodeJS.ErrnoException
-    throw new ImgdumpError(e?.code ? 'io' : 'write', e?.code ? `IO_${e.code}` : 'IMAGE_WRITE_FAILED',
-      `cannot write ${pending.target}: ${e?.message ?? String(err)}`, {cause: err})
+    throw asTypedError(err, `cannot write ${pending.target}`)
   }
 }

@@ -17,8 +17,6 @@ export interface OriginalExecutable {
   /** Path of the original runtime (from the manifest when rebuilt from an image). */
   path: string
   digest: Buffer
-  /** The image it was rebuilt from, or null when read directly. */
-  fromImage: string | null
   /** SHA-256 of that image's manifest bytes (the new image's parent), or null. */
   parentDigest: Buffer | null
 }
@@ -69,18 +67,16 @@ function readImageOrExe(path: string): {found: FoundManifest | null; src: ByteSo
 }
 
 /**
- * The last plain executable loaded: an orchestrator saving the same runtime again compares the
- * bytes (a memcmp) instead of hashing and validating them again. Keyed by content, not by
- * mtime: a runtime rebuilt in place within one timestamp tick must not hit a stale entry.
+ * The last original loaded. An orchestrator saving the same runtime again compares the bytes
+ * (a memcmp) instead of hashing and validating them again; a process running from an image
+ * (after IMGDUMP_EXEC) names its original by SHA-256 in the manifest, so equal digests reuse
+ * the cached bytes without rebuilding them from the undo log. Keyed by content, not mtime: a
+ * runtime rebuilt in place within one timestamp tick must not hit a stale entry.
  */
 let recent: OriginalExecutable | null = null
 
 /** Load the original executable for a save from `origin` (an image) or `exe` (runtime or image). */
 export function loadOriginal(exe: string, origin: string | null): OriginalExecutable {
-  return loadOriginalUncached(exe, origin)
-}
-
-function loadOriginalUncached(exe: string, origin: string | null): OriginalExecutable {
   for (const candidate of origin ? [origin, exe] : [exe]) {
     let f: ReturnType<typeof readImageOrExe>
     try {
@@ -92,15 +88,19 @@ function loadOriginalUncached(exe: string, origin: string | null): OriginalExecu
     }
     try {
       if (f.found) {
-        const bytes = reconstructOriginal(f.src, f.found.manifest, candidate)
-        return {bytes, path: f.found.manifest.runtimePath ?? candidate, digest: Buffer.from(f.found.manifest.runtimeDigest), fromImage: candidate,
-          parentDigest: manifestDigest(f.found.bytes)}
+        const m = f.found.manifest
+        const parentDigest = manifestDigest(f.found.bytes)
+        const path = m.runtimePath ?? candidate
+        if (recent && recent.digest.equals(Buffer.from(m.runtimeDigest))) return {...recent, path, parentDigest}
+        const bytes = reconstructOriginal(f.src, m, candidate)
+        recent = {bytes, path, digest: Buffer.from(m.runtimeDigest), parentDigest: null}
+        return {...recent, parentDigest}
       }
       if (candidate === exe) {
         const read = f.src.read(0n, Number(f.src.size))
         const bytes = Buffer.from(read.buffer, read.byteOffset, read.length)
-        if (recent && recent.path === exe && recent.bytes.equals(bytes)) return recent
-        recent = {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), fromImage: null, parentDigest: null}
+        if (recent && recent.bytes.equals(bytes)) return {...recent, path: exe, parentDigest: null}
+        recent = {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), parentDigest: null}
         return recent
       }
     } finally {

@@ -11,6 +11,7 @@ import {ImgdumpError, ioError} from '../errors.js'
 import type {PendingOutput} from './save-types.js'
 import {faultPoint} from './fault-point.js'
 import {linkOpenFile} from './linkat-binding.js'
+import {processAlive} from '../native/process-alive.js'
 
 /** Linux O_TMPFILE (__O_TMPFILE | O_DIRECTORY), not exported by Node's fs.constants. */
 const O_TMPFILE = 0o20000000 | 0o200000
@@ -107,14 +108,6 @@ function syncDirectory(dir: string): void {
   try { fs.fsyncSync(dfd) } finally { fs.closeSync(dfd) }
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' // exists, owned by someone else
-  }
-}
 
 /** Remove fallback temps in `dir` whose owner PID is no longer running. Returns the names removed. */
 export function removeDeadTemps(dir: string): string[] {

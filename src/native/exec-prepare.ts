@@ -42,7 +42,3 @@ export function prepareProcessForExec(): void {
   }
 }
 
-/** Write `text` synchronously (Node's process.stdout may buffer it, and execve drops buffers). */
-export function writeNow(fd: 1 | 2, text: string): void {
-  writeSync(fd, text)
-}

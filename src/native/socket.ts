@@ -102,14 +102,6 @@ export function socketPair(cloexec = true): [number, number] {
   return [sv[0], sv[1]]
 }
 
-/** Set or clear FD_CLOEXEC on `fd`. */
-export function setCloexec(fd: number, on: boolean): void {
-  const s = sock()
-  const flags = s.fcntl(fd, F_GETFD, 0)
-  if (flags < 0) throw sysError(`fcntl(${fd}, F_GETFD)`)
-  const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC
-  if (next !== flags && s.fcntl(fd, F_SETFD, next) < 0) throw sysError(`fcntl(${fd}, F_SETFD)`)
-}
 
 export function closeFd(fd: number): void {
   sock().close(fd)

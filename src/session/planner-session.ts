@@ -6,7 +6,7 @@
  * of saves, re-hello after IMGDUMP_EXEC, saves requested from outside).
  */
 import type {ImagePlan, PendingOutput, SaveMode, SaveRequest, SaveResult} from '../image/save-types.js'
-import {ImgdumpError} from '../errors.js'
+import {ImgdumpError, asTypedError} from '../errors.js'
 import {Channel} from './channel.js'
 import {faultPoint} from './fault.js'
 import type {ImageSide} from './image-side.js'
@@ -20,7 +20,6 @@ export type SaveOutcome =
 export interface PlannerEvents {
   hello?(h: Hello): void
   /** A save started (the runtime sent `save`). */
-  saveStarted?(req: SaveRequest): void
   /** The runtime has the fd and is writing `plan.writes` into `pending`. */
   writing?(plan: ImagePlan, pending: PendingOutput): void
   saveEnded?(outcome: SaveOutcome): void
@@ -147,7 +146,6 @@ export class PlannerSession {
     }
     const flight: InFlight = {req, started: performance.now()}
     this.current = flight
-    this.events.saveStarted?.(req)
     try {
       const side = await this.imageSide()
       flight.plan = await side.planImage(req)
@@ -271,7 +269,5 @@ function protoError(code: string, message: string): ImgdumpError {
 }
 
 function asTyped(err: unknown): ImgdumpError {
-  if (err instanceof ImgdumpError) return err
-  const e = err as Error
-  return new ImgdumpError('internal', 'INTERNAL', `internal error while saving: ${e?.message ?? String(err)}`, {cause: err})
+  return asTypedError(err, 'internal error while saving')
 }

@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import {ImgdumpError, ioError} from '../errors.js'
+import {processAlive} from '../native/process-alive.js'
 
 export interface LastSave {
   path: string
@@ -87,14 +88,6 @@ export function removeRecord(dir: string, name: string): void {
   fs.rmSync(socketPath(dir, name), {force: true})
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 function readRecord(file: string): SessionRecord | undefined {
   try {
@@ -139,7 +132,7 @@ export function listSessions(dir = sessionDir()): SessionRecord[] {
     if (!entry.endsWith('.json')) continue
     const rec = readRecord(path.join(dir, entry))
     if (!rec) continue
-    if (alive(rec.orchestratorPid) && alive(rec.pid)) out.push(rec)
+    if (processAlive(rec.orchestratorPid) && processAlive(rec.pid)) out.push(rec)
     else removeRecord(dir, rec.name)
   }
   return out.sort((a, b) => a.started.localeCompare(b.started))
