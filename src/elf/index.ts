@@ -20,4 +20,4 @@ export {
 export {readSymbols, symbolTables, symbolCount, type ElfSymbol} from './symbols.js'
 export {describeElf, type ElfDescription, type ElfKind} from './describe.js'
 export {bufferSource, fdSource, type ByteReader, type ByteSource} from './byte-source.js'
-export {ElfScan, scanFile, type ScannedSection} from './scan.js'
+export {ElfScan, type ScannedSection} from './scan.js'

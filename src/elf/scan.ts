@@ -6,10 +6,9 @@
  * by design, and the image side checks its own layout. Notes, dynamic entries and addresses
  * are decoded by the same functions as the model's views.
  */
-import fs from 'node:fs'
 import {decodeStruct} from '../binary/field-table.js'
 import {requireLoadedRange} from './addresses.js'
-import {bufferSource, type ByteSource} from './byte-source.js'
+import type {ByteSource} from './byte-source.js'
 import {
   ElfHeaderDef, ELFCLASS64, ELFDATA2LSB, PT, ProgramHeaderDef, SectionHeaderDef, type ElfHeader, type ProgramHeader,
   type SectionHeader,
@@ -93,9 +92,4 @@ function lenientCString(buf: Uint8Array, at: number): string {
   if (at >= buf.length) return ''
   const end = buf.indexOf(0, at)
   return Buffer.from(buf.subarray(at, end < 0 ? buf.length : end)).toString('latin1')
-}
-
-/** Scan a whole file read into memory (for small files such as shared libraries; images use fdSource). */
-export function scanFile(path: string): ElfScan {
-  return new ElfScan(bufferSource(fs.readFileSync(path)))
 }

@@ -90,9 +90,8 @@ export function readerSource(readAt: ReadAt, base: bigint, length: bigint, close
   }
 }
 
-/** Heap bytes inside a file: address `base` is at byte `fileOffset`, `length` bytes. */
-export function fileSource(path: string, fileOffset: bigint, base: bigint, length: bigint): HeapSource {
-  const fd = openSync(path, 'r')
+/** Heap bytes inside an open file: address `base` is at byte `fileOffset`, `length` bytes; close() leaves fd open. */
+export function fdHeapSource(fd: number, fileOffset: bigint, base: bigint, length: bigint, close: () => void = () => {}): HeapSource {
   const readAt: ReadAt = (off, len) => {
     const buf = Buffer.alloc(len)
     let got = 0
@@ -103,5 +102,11 @@ export function fileSource(path: string, fileOffset: bigint, base: bigint, lengt
     }
     return buf.subarray(0, got)
   }
-  return readerSource(readAt, base, length, () => closeSync(fd))
+  return readerSource(readAt, base, length, close)
+}
+
+/** Heap bytes inside a file: address `base` is at byte `fileOffset`, `length` bytes. */
+export function fileSource(path: string, fileOffset: bigint, base: bigint, length: bigint): HeapSource {
+  const fd = openSync(path, 'r')
+  return fdHeapSource(fd, fileOffset, base, length, () => closeSync(fd))
 }

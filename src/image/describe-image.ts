@@ -1,7 +1,7 @@
 /**
  * What `imgdump inspect` shows for an image: the manifest (generation, parent, creation,
- * runtime, libraries, segments), compatibility with this machine (each library present with
- * the same build-id, address layout pinnable) and a heap summary from the heap header.
+ * runtime, libraries, segments), compatibility with this machine (the library rule restore
+ * enforces, address layout pinnable) and a heap summary from the heap header.
  * Returns a JSON-ready object (bigints as hex strings) and its text rendering.
  */
 import fs from 'node:fs'
@@ -9,22 +9,16 @@ import {ImgdumpError, ioError} from '../errors.js'
 import {ADDR_NO_RANDOMIZE, currentPersonality, setPersonality} from '../native/libc.js'
 import {hex} from './address-ranges.js'
 import {fdSource} from '../elf/byte-source.js'
-import {ElfScan, scanFile} from '../elf/scan.js'
+import {ElfScan} from '../elf/scan.js'
 import {MANIFEST_FLAGS, MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE} from './manifest-fields.js'
 import {findManifest} from './original-executable.js'
-import {readHeapHeader} from './verify-image.js'
-import {fileSource, readHeapHeader as readFullHeapHeader, walkChunks} from '../heap/index.js'
+import {heapHeaderFields, heapSegment} from './verify-image.js'
+import {CHUNK_OVERHEAD, ChunkCursor, fdHeapSource, HEAP_MAGIC, readHeapHeader as readFullHeapHeader} from '../heap/index.js'
+import {checkLibrary, type LibraryCheck} from '../session/image-check.js'
 import type {Manifest} from './manifest.js'
 
-export interface LibraryCompat {
-  path: string | null
-  base: string
-  buildId: string | null
-  present: boolean
-  currentBuildId: string | null
-  ok: boolean
-  problem?: string
-}
+/** One library's compatibility with this machine: the check restore enforces (src/session/image-check.ts). */
+export type LibraryCompat = LibraryCheck
 
 export interface ImageDescription {
   path: string
@@ -47,46 +41,35 @@ export interface ImageDescription {
 export interface SizeClass {upTo: string; used: number; usedBytes: string}
 export interface HeapAllocations {chunks: number; used: number; usedBytes: string; free: number; freeBytes: string; bySizeClass: SizeClass[]}
 
-/** Live allocations by size class (powers of two of the usable size), from src/heap's chunk walk. */
-function heapAllocations(path: string, m: Manifest): HeapAllocations {
-  const seg = m.segments.find((s) => s.role === 'heap' && s.address === m.heapHeader)
-  if (!seg) throw new ImgdumpError('parse', 'IMAGE_NO_HEAP_HEADER', 'no heap segment starts at the heap header')
-  const src = fileSource(path, seg.fileOffset, seg.address, seg.fileSize)
-  try {
-    const header = readFullHeapHeader(src)
-    const classes = new Map<number, {used: number; bytes: bigint}>()
-    const out = {chunks: 0, used: 0, usedBytes: 0n, free: 0, freeBytes: 0n}
-    for (const c of walkChunks(src, header)) {
-      out.chunks++
-      if (c.state !== 'used') { out.free++; out.freeBytes += c.size; continue }
-      out.used++
-      out.usedBytes += c.usable
-      let k = 16
-      while (BigInt(k) < c.usable) k *= 2
-      const e = classes.get(k) ?? {used: 0, bytes: 0n}
-      e.used++
-      e.bytes += c.usable
-      classes.set(k, e)
-    }
-    const bySizeClass = [...classes.entries()].sort((a, b) => a[0] - b[0])
-      .map(([k, e]) => ({upTo: String(k), used: e.used, usedBytes: e.bytes.toString()}))
-    return {...out, usedBytes: out.usedBytes.toString(), freeBytes: out.freeBytes.toString(), bySizeClass}
-  } finally {
-    src.close()
+/**
+ * Live allocations by size class (powers of two of the usable size), from src/heap's chunk
+ * walk over the already open image (`fd`), with the allocation-free cursor.
+ */
+function heapAllocations(fd: number, m: Manifest): HeapAllocations {
+  const seg = heapSegment(m)
+  if (!seg) throw new ImgdumpError('parse', 'IMAGE_NO_HEAP_HEADER', `no heap segment holds the heap header at ${hex(m.heapHeader)}`)
+  const skip = m.heapHeader - seg.address
+  const src = fdHeapSource(fd, seg.fileOffset + skip, m.heapHeader, seg.fileSize - skip)
+  const cur = new ChunkCursor(src, readFullHeapHeader(src))
+  const classes = new Map<number, {used: number; bytes: number}>()
+  const out = {chunks: 0, used: 0, usedBytes: 0, free: 0, freeBytes: 0}
+  const overhead = Number(CHUNK_OVERHEAD)
+  while (cur.next()) {
+    out.chunks++
+    if (cur.state !== 0) { out.free++; out.freeBytes += cur.size; continue } // free or quick-listed
+    const usable = cur.size - overhead
+    out.used++
+    out.usedBytes += usable
+    let k = 16
+    while (k < usable) k *= 2
+    const e = classes.get(k) ?? {used: 0, bytes: 0}
+    e.used++
+    e.bytes += usable
+    classes.set(k, e)
   }
-}
-
-function libraryCompat(l: {path: string | null; base: bigint; buildId: string | null}): LibraryCompat {
-  const out: LibraryCompat = {path: l.path, base: hex(l.base), buildId: l.buildId, present: false, currentBuildId: null, ok: false}
-  if (!l.path || !fs.existsSync(l.path)) { out.problem = 'not found on this machine'; return out }
-  out.present = true
-  try { out.currentBuildId = scanFile(l.path).buildId() } catch (err) {
-    out.problem = `unreadable: ${err instanceof Error ? err.message : String(err)}`
-    return out
-  }
-  out.ok = out.currentBuildId === l.buildId
-  if (!out.ok) out.problem = `build-id ${out.currentBuildId ?? 'none'} ≠ saved ${l.buildId ?? 'none'}: the library changed since the save`
-  return out
+  const bySizeClass = [...classes.entries()].sort((x, y) => x[0] - y[0])
+    .map(([k, e]) => ({upTo: String(k), used: e.used, usedBytes: String(e.bytes)}))
+  return {...out, usedBytes: String(out.usedBytes), freeBytes: String(out.freeBytes), bySizeClass}
 }
 
 /** Can this process pin the address layout (personality(ADDR_NO_RANDOMIZE) allowed)? Restores the persona. */
@@ -123,17 +106,17 @@ export function describeImage(path: string): {object: ImageDescription; text: st
     const found = findManifest(new ElfScan(src))
     if (!found) throw new ImgdumpError('parse', 'IMAGE_NO_MANIFEST', `${path} is not an imgdump image (no IMGDUMP manifest note)`)
     const m = found.manifest
-    const libraries = m.libraries.map(libraryCompat)
+    const libraries = m.libraries.map(checkLibrary)
     const pinning = pinningPossible()
     const problems = libraries.filter((l) => !l.ok).map((l) => `${l.path}: ${l.problem}`)
     if (!pinning) problems.push('the address layout cannot be pinned here (personality denied)')
     let heap: ImageDescription['heap'] = null
     try {
-      const h = readHeapHeader(src, m)
+      const h = heapHeaderFields(src, m)
       if (h) {
-        heap = {magic: h.magic === 0x50414548504d4449n, base: hex(h.base), brk: hex(h.brk), generation: h.generation.toString(),
+        heap = {magic: h.magic === HEAP_MAGIC, base: hex(h.base), brk: hex(h.brk), generation: h.generation.toString(),
           usedBytes: (h.brk >= h.base ? h.brk - h.base : 0n).toString(), allocations: null}
-        try { heap.allocations = heapAllocations(path, m) } catch (err) {
+        try { heap.allocations = heapAllocations(fd, m) } catch (err) {
           heap.problem = err instanceof ImgdumpError ? err.message : String(err)
         }
       }
