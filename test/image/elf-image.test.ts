@@ -287,7 +287,7 @@ describe('ELF image planner and finalizer', function () {
     assert.equal(object.heap?.magic, true)
     assert.equal(object.heap?.generation, '1')
     assert.deepEqual(object.segments.map((s) => s.role), ['data', 'heap', 'reservation'])
-    // The test request names libc without a build-id: this machine's libc has one, so it is a mismatch.
+    // The test request records libc with a build-id this machine's libc does not have: a mismatch.
     assert.equal(object.compatibility.ok, false)
     assert.match(text, /generation 1, parent none/)
   })

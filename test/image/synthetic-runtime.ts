@@ -149,7 +149,7 @@ export function makeRequest(exe: string, target: string, pie: boolean, heapSize:
     id: 1, path: target, mode: 'continue', generation: 1n, exe,
     loadBias: pie ? PIE_BIAS : 0n, phdr: (pie ? PIE_BIAS : 0n) + 0x40n,
     heap: {base: HEAP_BASE, brk: HEAP_BASE + heapSize, reserve: 64n << 30n, header: HEAP_BASE},
-    regions: [], libraries: [{path: '/lib/x86_64-linux-gnu/libc.so.6', base: 0x7ffff7d8a000n, buildId: null}],
+    regions: [], libraries: [{path: '/lib/x86_64-linux-gnu/libc.so.6', base: 0x7ffff7d8a000n, buildId: '00000000000000000000000000000000deadbeef'}],
     pinning: {noRandomize: true, stack: 'finite', stackLimit: 0x800000n}, origin: null, ...extra,
   }
 }
