@@ -117,7 +117,11 @@ describe('imgdump run / sessions / save (CLI, C stand-in runtime)', () => {
 
   it('on a terminal, Ctrl-C reaches the runtime once and the orchestrator survives it', async function () {
     const cmd = [process.execPath, cliPath, 'run', '--name', 'tty', '--', peerBinary(), 'sigcount'].map((a) => `'${a}'`).join(' ')
-    const term = spawn('script', ['-qec', cmd, '/dev/null'], {env: {...process.env, ...env}, stdio: ['pipe', 'pipe', 'inherit']})
+    // `exec`: script(1) runs the command through $SHELL -c, and a shell that stays in the
+    // foreground group (dash, the /bin/sh CI falls back to when SHELL is unset) dies of the
+    // Ctrl-C itself. The orchestrator must be the process the terminal's session starts.
+    const term = spawn('script', ['-qec', `exec ${cmd}`, '/dev/null'],
+      {env: {...process.env, ...env, SHELL: '/bin/sh'}, stdio: ['pipe', 'pipe', 'inherit']})
     this.test!.ctx!.cleanup = () => { if (term.exitCode === null) term.kill('SIGKILL') }
     await waitForLine(term, /ready/)
     term.stdin!.write('\x03')
