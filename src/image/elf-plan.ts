@@ -208,7 +208,26 @@ function checkRequest(req: SaveRequest, page: bigint): Run[] {
       }
     }
   }
-  return runs
+  return coalesceRegions(runs, page)
+}
+
+/**
+ * Regions that touch become one PT_LOAD (the kernel reads at most 73 program headers). Only
+ * where the earlier region ends on a page boundary: otherwise the rest of its last page would
+ * come back with whatever memory held instead of the zeros an unmerged segment gives.
+ */
+function coalesceRegions(sorted: Run[], page: bigint): Run[] {
+  const out: Run[] = []
+  for (const r of sorted) {
+    const prev = out.at(-1)
+    if (prev && prev.role === 'region' && r.role === 'region' && prev.fileSize % page === 0n && prev.addr + prev.memSize === r.addr) {
+      prev.fileSize += r.fileSize
+      prev.memSize += r.memSize
+    } else {
+      out.push({...r})
+    }
+  }
+  return out
 }
 
 function plannedWrites(data: DataSegmentRanges[], offsets: bigint[], runs: Run[], bias: bigint): PlannedWrite[] {

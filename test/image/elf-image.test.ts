@@ -245,6 +245,24 @@ describe('ELF image planner and finalizer', function () {
     assert.equal(verifyImage(img).ok, true)
   })
 
+  it('touching regions share one PT_LOAD; a gap or a partial last page keeps them apart', () => {
+    const exe = exes.get('nopie-now')!
+    const img = path.join(dir, 'regions.img')
+    const heap = S.makeHeap(1n)
+    const at = (k: bigint) => 0x610000000000n + k * 0x1000n
+    const regions = [
+      {addr: at(2n), size: 0x1800n}, {addr: at(0n), size: 0x2000n}, // touching: one segment [0, 3.5 pages)
+      {addr: at(4n), size: 0x800n}, {addr: at(5n), size: 0x1000n}, // partial page before the next: two
+      {addr: at(8n), size: 0x1000n}, // a gap: its own
+    ]
+    S.saveWith(S.makeRequest(exe, img, false, BigInt(heap.length), {regions}), memoryFor(exe, false, heap))
+    const loads = [...execFileSync('readelf', ['-lW', img], {encoding: 'utf8'}).matchAll(/LOAD\s+0x[0-9a-f]+ (0x00006100[0-9a-f]+) 0x[0-9a-f]+ (0x[0-9a-f]+) (0x[0-9a-f]+) RW /g)]
+      .map((m) => [BigInt(m[1]), BigInt(m[2]), BigInt(m[3])])
+    assert.deepEqual(loads, [[at(0n), 0x3800n, 0x4000n], [at(4n), 0x800n, 0x1000n], [at(5n), 0x1000n, 0x1000n], [at(8n), 0x1000n, 0x1000n]])
+    assert.equal(run(img, false), EXPECTED)
+    assert.equal(verifyImage(img).ok, true)
+  })
+
   it('imgdump verify: exit 0 on a sound image, 7 with the problems as JSON on a damaged one', function () {
     const cli = path.resolve(import.meta.dirname, '../../bin/run.js')
     if (!fs.existsSync(path.resolve(import.meta.dirname, '../../dist/commands/verify.js'))) this.skip() // built by `npm test`'s pretest
