@@ -6,6 +6,7 @@ import {DF_1_PIE, ET, EmNames, PF, PT, PtNames, SHF, SHT, ShtNames, SymbolDef} f
 import {readDynamic, readInterpreter} from './dynamic.js'
 import type {ElfFile} from './model.js'
 import {abiTag, buildId, gnuProperties, readNotes} from './notes.js'
+import {hex} from '../binary/hex.js'
 
 export type ElfKind = 'exec' | 'pie' | 'static-pie' | 'shared-object' | 'relocatable' | 'core' | 'other'
 
@@ -106,6 +107,3 @@ function sectionFlags(f: bigint): string {
     (f & SHF.SHF_MERGE ? 'M' : '') + (f & SHF.SHF_STRINGS ? 'S' : '') + (f & SHF.SHF_INFO_LINK ? 'I' : '') + (f & SHF.SHF_TLS ? 'T' : '')
 }
 
-function hex(v: bigint | number): string {
-  return '0x' + v.toString(16)
-}

@@ -10,6 +10,7 @@ import {
 import {parseError} from './errors.js'
 import {decodeStruct, type StructDef} from '../binary/field-table.js'
 import type {Content, ElfFile, Section} from './model.js'
+import {hex} from '../binary/hex.js'
 
 const U64_MAX = (1n << 64n) - 1n
 const MAGIC = [0x7f, 0x45, 0x4c, 0x46]
@@ -237,6 +238,3 @@ export function cmp(a: bigint, b: bigint): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
-export function hex(v: bigint | number): string {
-  return '0x' + v.toString(16)
-}

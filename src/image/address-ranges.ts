@@ -41,4 +41,3 @@ export function congruentOffset(from: bigint, addr: bigint, align: bigint): bigi
   const base = alignDown(from, align) + want
   return base >= from ? base : base + align
 }
-export const hex = (v: bigint | number): string => `0x${v.toString(16)}`

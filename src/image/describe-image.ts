@@ -7,7 +7,7 @@
 import fs from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
 import {ADDR_NO_RANDOMIZE, currentPersonality, setPersonality} from '../native/libc.js'
-import {hex} from './address-ranges.js'
+import {hex} from '../binary/hex.js'
 import {fdSource} from '../elf/byte-source.js'
 import {ElfScan} from '../elf/scan.js'
 import {MANIFEST_FLAGS, MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE} from './manifest-fields.js'

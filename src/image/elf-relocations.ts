@@ -12,7 +12,8 @@
  */
 import {DT, EM, R_AARCH64, R_X86_64} from '../elf/definitions.js'
 import {ImgdumpError} from '../errors.js'
-import {contains, hex, type Range} from './address-ranges.js'
+import {contains, type Range} from './address-ranges.js'
+import {hex} from '../binary/hex.js'
 import type {ElfScan} from '../elf/scan.js'
 import type {OriginalPatcher} from './original-patcher.js'
 import {decodeRelr, encodeRelr} from '../elf/relocations.js'

@@ -4,7 +4,8 @@
  * payload checksums are verify's job (they read every byte).
  */
 import {PT, MAX_PHNUM} from '../elf/definitions.js'
-import {hex, normalize, type Range} from './address-ranges.js'
+import {normalize, type Range} from './address-ranges.js'
+import {hex} from '../binary/hex.js'
 import type {ElfScan} from '../elf/scan.js'
 import type {Manifest} from './manifest.js'
 

@@ -10,7 +10,7 @@ import path from 'node:path'
 import {ImgdumpError, ioError} from '../errors.js'
 import type {PendingOutput} from './save-types.js'
 import {faultPoint} from './fault-point.js'
-import {linkOpenFile} from './linkat-binding.js'
+import {linkOpenFile} from '../native/linkat.js'
 import {processAlive} from '../native/process-alive.js'
 
 /** Linux O_TMPFILE (__O_TMPFILE | O_DIRECTORY), not exported by Node's fs.constants. */

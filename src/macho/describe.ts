@@ -11,8 +11,8 @@ import {findCommand, type MachoFile, readFileRange, segmentCommands} from './mod
 import {commandName, isFat, readMacho} from './read.js'
 import {readExportsTrie, readSymbols} from './symbols.js'
 import {MANIFEST_SECTION, MANIFEST_SEGMENT} from './verify.js'
+import {hex} from '../binary/hex.js'
 
-const hex = (v: bigint | number): string => `0x${v.toString(16)}`
 
 export interface MachoSliceDescription {
   format: 'mach-o'

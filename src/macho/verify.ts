@@ -18,6 +18,7 @@ import {firstSectionOffset, loadCommandsEnd} from './layout-facts.js'
 import {linkeditPieces} from './linkedit-layout.js'
 import {findCommand, type MachoFile, readFileRange, segmentCommands} from './model.js'
 import {isFat, readMacho} from './read.js'
+import {hex} from '../binary/hex.js'
 
 export interface VerifyOptions {
   /** fat files: the slice to check (default: every slice) */
@@ -56,7 +57,6 @@ function checkSlice(buf: Buffer, opts: VerifyOptions): string[] {
   return problems
 }
 
-const hex = (v: bigint): string => `0x${v.toString(16)}`
 
 export function checkLayout(m: MachoFile, fileSize: bigint): string[] {
   const problems: string[] = []

@@ -27,22 +27,43 @@ interface LibcFunctions {
   setrlimit: (resource: number, limit: Buffer) => number
 }
 
+type Koffi = typeof import('koffi')
+export interface LoadedLibc {
+  koffi: Koffi
+  lib: ReturnType<Koffi['load']>
+  errno: () => number
+  strerror: (errnum: number) => string
+}
+
+let loaded: LoadedLibc | undefined
+
+/**
+ * The C library, loaded once for every binding module (this one, socket.ts, linkat.ts), with
+ * the two calls all of them need to report a failure.
+ */
+export function loadLibc(): LoadedLibc {
+  if (loaded) return loaded
+  if (process.platform !== 'linux') {
+    throw new ImgdumpError('compat', 'UNSUPPORTED_PLATFORM', `libc bindings are only available on Linux, not ${process.platform}`)
+  }
+  const koffi = require('koffi') as Koffi
+  const lib = koffi.load('libc.so.6')
+  loaded = {koffi, lib, errno: () => koffi.errno(), strerror: lib.func('const char *strerror(int errnum)')}
+  return loaded
+}
+
 let cached: LibcFunctions | undefined
 
 export function libc(): LibcFunctions {
   if (cached) return cached
-  if (process.platform !== 'linux') {
-    throw new ImgdumpError('compat', 'UNSUPPORTED_PLATFORM', `libc bindings are only available on Linux, not ${process.platform}`)
-  }
-  const koffi = require('koffi') as typeof import('koffi')
-  const lib = koffi.load('libc.so.6')
+  const {lib, errno, strerror} = loadLibc()
   cached = {
     // personality takes an unsigned long; 0xffffffff queries (see personality(2)).
     personality: lib.func('int personality(unsigned long persona)'),
     execve: lib.func('int execve(const char *path, const char **argv, const char **envp)'),
     getpid: lib.func('int getpid(void)'),
-    errno: () => koffi.errno(),
-    strerror: lib.func('const char *strerror(int errnum)'),
+    errno,
+    strerror,
     // fcntl is variadic in C; every call we make passes one int argument.
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
     // signal() with SIG_DFL (0) only: the handler is passed as an integer.

@@ -7,10 +7,8 @@
  * Loaded lazily: koffi is required on first use, so `plan-save` starts fast.
  * koffi is called synchronously on the main thread only (DESIGN §6).
  */
-import {createRequire} from 'node:module'
 import {ImgdumpError} from '../errors.js'
-
-const require = createRequire(import.meta.url)
+import {loadLibc} from './libc.js'
 
 /** Constants of <sys/socket.h>, <fcntl.h>, <poll.h>; equal on Linux x86-64 and aarch64. */
 export const AF_UNIX = 1
@@ -57,11 +55,7 @@ let cached: SocketFunctions | undefined
 
 function sock(): SocketFunctions {
   if (cached) return cached
-  if (process.platform !== 'linux') {
-    throw new ImgdumpError('compat', 'UNSUPPORTED_PLATFORM', `socket bindings are only available on Linux, not ${process.platform}`)
-  }
-  const koffi = require('koffi') as typeof import('koffi')
-  const lib = koffi.load('libc.so.6')
+  const {koffi, lib, errno, strerror} = loadLibc()
   // Buffers passed as `void *` members are used in place for the duration of the call.
   const iovec = koffi.struct('imgdump_iovec', {iov_base: 'void *', iov_len: 'size_t'})
   const msghdr = koffi.struct('imgdump_msghdr', {
@@ -83,8 +77,8 @@ function sock(): SocketFunctions {
     poll: lib.func('int poll(_Inout_ uint8_t *fds, unsigned long n, int timeout)'),
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
     close: lib.func('int close(int fd)'),
-    errno: () => koffi.errno(),
-    strerror: lib.func('const char *strerror(int errnum)'),
+    errno,
+    strerror,
   }
   return cached
 }

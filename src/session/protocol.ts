@@ -6,6 +6,7 @@
  */
 import type {LibraryFact, PlannedWrite, SaveMode, SaveRequest} from '../image/save-types.js'
 import {ImgdumpError} from '../errors.js'
+import {hex} from '../binary/hex.js'
 
 export const PROTOCOL_VERSION = 1
 /** Longest accepted line, newline excluded (docs/protocol.md, Transport). */
@@ -36,7 +37,6 @@ function protoError(code: string, message: string, value?: string | number): Img
 
 // ---- encoding ----
 
-const hex = (v: bigint) => '0x' + v.toString(16)
 
 /** JSON of one message, without the newline. bigints become lower-case 0x hex. */
 export function encodeMessage(m: Message): string {
