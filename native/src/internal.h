@@ -41,9 +41,12 @@ struct imgdump_write {
 /* pwrite each range at its offset (large writes), CRC32C of the bytes as written into
  * crc_out[i]. The bytes of the heap header page(s) are written from a sanitised copy: lock
  * and save_in_progress cleared, generation set to `generation`. SIGXFSZ is blocked while
- * writing (EFBIG instead of death). Returns 0 or -errno; *written gets the byte count. */
+ * writing (EFBIG instead of death). Returns 0 or -errno; *written gets the byte count.
+ * IMGDUMP__WRITE_FLUSH (the plan's `flush`: the planner will fsync) starts writeback of each
+ * piece as soon as it is written, so the disk works while the rest is copied. */
+#define IMGDUMP__WRITE_FLUSH 1u
 int imgdump__write_ranges(int fd, const struct imgdump_write *w, size_t n, uint32_t *crc_out,
-                          uint64_t generation, uint64_t *written);
+                          uint64_t generation, unsigned flags, uint64_t *written);
 
 /* CRC32C (Castagnoli), hardware instruction where available, table otherwise. Start with 0. */
 uint32_t imgdump__crc32c(uint32_t crc, const void *p, size_t n);

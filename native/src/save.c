@@ -216,15 +216,15 @@ static int parse_writes(struct save_job *j, const struct jval *plan, struct imgd
 }
 
 /* Write the planned ranges and report their CRCs (or the failure). */
-static int write_payload(struct save_job *j, int out_fd, const struct imgdump_write *w, size_t n) {
+static int write_payload(struct save_job *j, int out_fd, const struct imgdump_write *w, size_t n, unsigned flags) {
   uint32_t *crc = scratch_alloc(&j->s, (n + 1) * sizeof *crc);
   uint64_t written = 0;
   int rc = crc ? 0 : -ENOMEM;
   if (!rc && save_fault_armed("mid-write")) { /* die with part of the payload written */
-    imgdump__write_ranges(out_fd, w, n > 1 ? n / 2 : n, crc, j->generation, &written);
+    imgdump__write_ranges(out_fd, w, n > 1 ? n / 2 : n, crc, j->generation, flags, &written);
     save_fault("mid-write");
   }
-  if (!rc) rc = imgdump__write_ranges(out_fd, w, n, crc, j->generation, &written);
+  if (!rc) rc = imgdump__write_ranges(out_fd, w, n, crc, j->generation, flags, &written);
   char *msg = scratch_alloc(&j->s, 64 + n * 12);
   if (!msg) return IMGDUMP_ENOMEM;
   struct jw jw = {msg, 64 + n * 12, 0, 0};
@@ -265,7 +265,9 @@ static int run_protocol(struct save_job *j) {
   struct imgdump_write *writes;
   size_t n;
   if ((rc = parse_writes(j, plan, &writes, &n))) goto close_out;
-  if ((rc = write_payload(j, out_fd, writes, n))) goto close_out;
+  const struct jval *flush = json_get(plan, "flush");
+  unsigned flags = flush && flush->type == J_BOOL && flush->boolean ? IMGDUMP__WRITE_FLUSH : 0;
+  if ((rc = write_payload(j, out_fd, writes, n, flags))) goto close_out;
   close(out_fd);
   out_fd = -1;
   struct jval *done;

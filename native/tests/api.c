@@ -112,7 +112,7 @@ static void test_write_ranges(const char *dir) {
   uint64_t written = 0;
   imgdump__alloc_lock(); /* as save does: the writer must clear the lock in the copy only */
   uint32_t lock_before = h->lock;
-  int rc = imgdump__write_ranges(fd, w, 2, crc, 7, &written);
+  int rc = imgdump__write_ranges(fd, w, 2, crc, 7, IMGDUMP__WRITE_FLUSH, &written);
   uint32_t lock_after = h->lock;
   imgdump__alloc_unlock();
   CHECK(rc == 0 && written == w[0].size + w[1].size, "write_ranges %d %llu", rc, (unsigned long long)written);
@@ -132,10 +132,10 @@ static void test_write_ranges(const char *dir) {
   small.rlim_max = old.rlim_max;
   CHECK(setrlimit(RLIMIT_FSIZE, &small) == 0, "setrlimit");
   struct imgdump_write big = {(uint64_t)blob, 100000, 0};
-  rc = imgdump__write_ranges(fd, &big, 1, crc, 1, &written);
+  rc = imgdump__write_ranges(fd, &big, 1, crc, 1, 0, &written);
   CHECK(rc == -EFBIG, "file size limit gives %d, not -EFBIG", rc);
   setrlimit(RLIMIT_FSIZE, &old);
-  CHECK(imgdump__write_ranges(-1, &big, 1, crc, 1, &written) == -EINVAL, "bad fd");
+  CHECK(imgdump__write_ranges(-1, &big, 1, crc, 1, 0, &written) == -EINVAL, "bad fd");
   close(fd);
   unlink(path);
   free(back), free(b2), free(blob);

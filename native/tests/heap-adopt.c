@@ -70,7 +70,7 @@ static int create(const char *file) {
   struct imgdump_write w = {h->base, h->brk - h->base, 0};
   uint32_t crc;
   uint64_t written;
-  int rc = imgdump__write_ranges(fd, &w, 1, &crc, 3, &written);
+  int rc = imgdump__write_ranges(fd, &w, 1, &crc, 3, 0, &written);
   imgdump__alloc_unlock();
   CHECK(rc == 0 && written == w.size, "write_ranges %d", rc);
   close(fd);

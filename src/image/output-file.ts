@@ -65,7 +65,7 @@ function pending(fd: number, target: string, kind: 'tmpfile' | 'named', tempPath
   let open = true
   const close = () => { if (open) { open = false; fs.closeSync(fd) } }
   return {
-    fd, target, kind, tempPath,
+    fd, target, kind, tempPath, durable: durable(),
     commit() {
       if (!open) throw new ImgdumpError('internal', 'OUTPUT_CLOSED', `output for ${target} was already committed or discarded`)
       try {

@@ -58,6 +58,11 @@ export interface PendingOutput {
   /** Read-write descriptor of the temp file (sent to the runtime with SCM_RIGHTS). */
   readonly fd: number
   readonly target: string
+  /**
+   * The commit fsyncs (IMGDUMP_SYNC is not 0): the runtime then starts writeback as it writes
+   * (the plan's `flush`), so the final fsync waits for the tail only.
+   */
+  readonly durable: boolean
   /** fsync, link into place and rename over the target atomically; closes fd. */
   commit(): void
   /** Close and forget the temp file; the previous image is untouched. Idempotent. */

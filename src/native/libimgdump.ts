@@ -71,7 +71,7 @@ export function libimgdump(path: string = LIBIMGDUMP_SO): Libimgdump {
     usable: lib.func('size_t malloc_usable_size(void *p)'),
     heap: lib.func('void *imgdump__heap(void)'),
     crc: lib.func('uint32_t imgdump__crc32c(uint32_t crc, const uint8_t *p, size_t n)'),
-    write: lib.func('int imgdump__write_ranges(int fd, const imgdump_write *w, size_t n, _Out_ uint32_t *crc, uint64_t gen, _Out_ uint64_t *written)'),
+    write: lib.func('int imgdump__write_ranges(int fd, const imgdump_write *w, size_t n, _Out_ uint32_t *crc, uint64_t gen, unsigned int flags, _Out_ uint64_t *written)'),
     walk: lib.func('int imgdump__heap_walk(void *fn, void *arg)'),
     lock: lib.func('void imgdump__alloc_lock(void)'),
     unlock: lib.func('void imgdump__alloc_unlock(void)'),
@@ -100,7 +100,7 @@ export function libimgdump(path: string = LIBIMGDUMP_SO): Libimgdump {
     writeRanges(fd, ranges, generation) {
       const crcs = new Uint32Array(Math.max(1, ranges.length))
       const written = new BigUint64Array(1)
-      const rc = f.write(fd, ranges, ranges.length, crcs, generation, written) as number
+      const rc = f.write(fd, ranges, ranges.length, crcs, generation, 0, written) as number
       return {rc, crcs: Array.from(crcs.subarray(0, ranges.length)), written: written[0]}
     },
     checkHeap: () => f.walk(null, null) as number,

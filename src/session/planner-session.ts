@@ -151,7 +151,8 @@ export class PlannerSession {
       flight.plan = await side.planImage(req)
       flight.pending = await side.createPendingOutput(req.path)
       if (side.prepareOutput) await side.prepareOutput(flight.plan, flight.pending)
-      this.channel.send({t: 'plan', id: req.id, writes: flight.plan.writes, headerCopy: flight.plan.headerCopy}, flight.pending.fd)
+      this.channel.send({t: 'plan', id: req.id, writes: flight.plan.writes, headerCopy: flight.plan.headerCopy,
+        flush: flight.pending.durable}, flight.pending.fd)
     } catch (err) {
       this.failCurrent(asTyped(err))
       return

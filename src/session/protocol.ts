@@ -15,7 +15,8 @@ export const MAX_LINE = 1 << 20
 export interface Hello {t: 'hello'; v: number; pid: number; exe: string; api: number}
 export interface Welcome {t: 'welcome'; v: number}
 export interface SaveMessage extends SaveRequest {t: 'save'}
-export interface Plan {t: 'plan'; id: number; writes: PlannedWrite[]; headerCopy: bigint}
+/** `flush`: start writeback while writing (the planner will fsync); absent means false. */
+export interface Plan {t: 'plan'; id: number; writes: PlannedWrite[]; headerCopy: bigint; flush: boolean}
 export interface Written {t: 'written'; id: number; crc32c: number[]; bytes: bigint}
 export interface Failed {t: 'failed'; id: number; errno: number; message: string}
 /** The runtime could not start a requested save (threads, busy, hook cancelled…). */
@@ -96,6 +97,11 @@ class Fields {
     const v = this.o[key]
     if (typeof v !== 'boolean') this.bad(key, 'true or false')
     return v
+  }
+
+  /** A boolean added after version 1 was published: absent reads as false. */
+  optionalBool(key: string): boolean {
+    return this.o[key] === undefined ? false : this.bool(key)
   }
 
   /** A 64-bit unsigned value as a 0x hex string. */
@@ -203,7 +209,8 @@ const DECODERS: Record<Message['t'], (f: Fields) => Message> = {
   hello: (f) => ({t: 'hello', v: f.int('v'), pid: f.int('pid'), exe: f.str('exe'), api: f.int('api')}),
   welcome: (f) => ({t: 'welcome', v: f.int('v')}),
   save: decodeSave,
-  plan: (f) => ({t: 'plan', id: f.int('id'), writes: decodeWrites(f), headerCopy: f.u64('headerCopy')}),
+  plan: (f) => ({t: 'plan', id: f.int('id'), writes: decodeWrites(f), headerCopy: f.u64('headerCopy'),
+    flush: f.optionalBool('flush')}),
   written: (f) => ({t: 'written', id: f.int('id'), crc32c: decodeCrcs(f), bytes: f.u64('bytes')}),
   failed: (f) => ({t: 'failed', id: f.int('id'), errno: f.int('errno'), message: f.str('message')}),
   refused: (f) => ({t: 'refused', id: f.int('id'), code: f.num('code'), message: f.str('message')}),

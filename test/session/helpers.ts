@@ -63,6 +63,7 @@ export function stubImageSide(log: string[] = []): () => Promise<ImageSide> {
       return {
         get fd() { return fd },
         target,
+        durable: true,
         commit() { fs.fsyncSync(fd); fs.closeSync(fd); fd = -1; fs.renameSync(tmp, target); log.push('commit') },
         discard() { if (fd >= 0) { fs.closeSync(fd); fd = -1; fs.rmSync(tmp, {force: true}); log.push('discard') } },
       }

@@ -18,7 +18,7 @@ const every: Message[] = [
   {t: 'hello', v: 1, pid: 1234, exe: '/abs/rt', api: 1},
   {t: 'welcome', v: 1},
   save,
-  {t: 'plan', id: 3, writes: [{addr: 0x600000000000n, size: 0x1000n, offset: 0x3000n}, {addr: 0x601000000000n, size: 0n, offset: 0x4000n}], headerCopy: 0x600000000000n},
+  {t: 'plan', id: 3, writes: [{addr: 0x600000000000n, size: 0x1000n, offset: 0x3000n}, {addr: 0x601000000000n, size: 0n, offset: 0x4000n}], headerCopy: 0x600000000000n, flush: true},
   {t: 'written', id: 3, crc32c: [0, 0xffffffff, 123456], bytes: 0x1000n},
   {t: 'failed', id: 3, errno: 27, message: 'File too large'},
   {t: 'refused', id: 1048576, code: -3, message: 'more than one thread is running'},
