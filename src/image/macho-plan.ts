@@ -5,8 +5,9 @@
  * returns says where each heap run and region lands in the file, which is where the runtime
  * pwrites them. Finalize builds the image again with the payloads read back from the pending
  * output itself (/proc/self/fd/<fd>), checks the runtime's CRCs against those bytes, writes
- * the image over the output, validates it and commits. __DATA is kept from the file (not
- * re-pointed; docs/macho.md).
+ * the image over the output, validates it and commits. The runtime's writable segments are
+ * re-pointed at saved bytes: the runtime writes their memory pages too, and the file keeps
+ * only their thread-local pages (macho-data-ranges.ts, docs/macho.md).
  */
 import {crc32c} from '@node-rs/crc32'
 import crypto from 'node:crypto'
@@ -19,6 +20,7 @@ import {isFat, readMacho} from '../macho/read.js'
 import {MANIFEST_SECTION, MANIFEST_SEGMENT, verifyMachoImage} from '../macho/verify.js'
 import {hex} from '../binary/hex.js'
 import {bufferSource} from '../elf/byte-source.js'
+import {machoDataSegments, type MachoDataSegment} from './macho-data-ranges.js'
 import {buildMachoImageDetailed, type MachoImageLayout, type MachoImageSegment} from './macho-image.js'
 import {decodeManifest, encodeManifest, type Manifest, type ManifestPayload, type ManifestSegment} from './manifest.js'
 import {MANIFEST_FLAGS, MANIFEST_FORMAT} from './manifest-fields.js'
@@ -37,6 +39,9 @@ export interface MachoPlanState {
   runtimePath: string
   digest: Buffer
   segments: NewSeg[]
+  /** writable segments re-pointed at saved bytes */
+  data: MachoDataSegment[]
+  loadBias: bigint
   /** the manifest minus layout-dependent parts (segments, payloads, undo) */
   base: Omit<Manifest, 'segments' | 'payloads' | 'undo' | 'originalSize'>
   layout: MachoImageLayout
@@ -58,8 +63,10 @@ export function planMachoImage(req: SaveRequest): MachoImagePlan {
   const m = readMacho(runtime)
   const page = pageSizeFor(m.header.cputype)
   const segments = newSegments(req, page)
+  const data = machoDataSegments(m, page)
   let total = 0n
   for (const s of segments) total += s.size
+  for (const d of data) total += d.vmsize
   if (total > MACHO_MEMORY_CAP) {
     throw editError('IMAGE_TOO_LARGE', `the Mach-O image writer holds payloads in memory: ${total} bytes saved exceeds its ${MACHO_MEMORY_CAP}-byte cap`, total)
   }
@@ -71,12 +78,16 @@ export function planMachoImage(req: SaveRequest): MachoImagePlan {
     format: MANIFEST_FORMAT.macho, runtimePath, runtimeDigest: digest, parentDigest,
     libraries: req.libraries.map((l) => ({base: l.base, path: l.path, buildId: l.buildId})),
   }
-  const state: MachoPlanState = {runtime, runtimePath, digest, segments, base, layout: null as unknown as MachoImageLayout, startedAt}
+  const state: MachoPlanState = {runtime, runtimePath, digest, segments, data, loadBias: req.loadBias, base,
+    layout: null as unknown as MachoImageLayout, startedAt}
   // Dry run: placeholder payloads of the final sizes give the final layout (the manifest's size
   // does not depend on offsets or CRCs).
-  const dry = build(state, segments.map((s) => ({path: '/dev/zero', offset: 0n, length: s.size})), null)
+  const dry = build(state, segments.map((s) => ({path: '/dev/zero', offset: 0n, length: s.size})), data.map((d) => d.original), null)
   state.layout = dry.layout
-  const writes: PlannedWrite[] = segments.filter((s) => s.size > 0n).map((s) => ({addr: s.address, size: s.size, offset: placement(dry.layout, s).fileOffset}))
+  const writes: PlannedWrite[] = [
+    ...segments.filter((s) => s.size > 0n).map((s) => ({addr: s.address, size: s.size, offset: placement(dry.layout, s).fileOffset})),
+    ...data.flatMap((d) => d.fromMemory.map((r) => ({addr: req.loadBias + d.vmaddr + r.offset, size: r.length, offset: placement(dry.layout, d).fileOffset + r.offset}))),
+  ]
   writes.sort((a, b) => (a.offset < b.offset ? -1 : 1))
   return {request: req, writes, headerCopy: req.heap.header, fileSize: BigInt(dry.image.length), macho: state}
 }
@@ -105,39 +116,61 @@ function newSegments(req: SaveRequest, page: bigint): NewSeg[] {
   return segs
 }
 
-function placement(layout: MachoImageLayout, s: NewSeg) {
+function placement(layout: MachoImageLayout, s: {name: string}) {
   const p = layout.segments.find((x) => x.name === s.name)
   if (!p) throw new ImgdumpError('internal', 'LAYOUT_DRIFT', `segment ${s.name} missing from the Mach-O layout`)
   return p
 }
 
-/** One build of the image; `crcs` (per segment, null for the dry run) fill the memory payloads. */
-function build(state: MachoPlanState, payloads: MachoImageSegment['payload'][], crcs: (number | null)[] | null) {
+/**
+ * One build of the image: `payloads` per new segment, `dataBytes` per re-pointed segment;
+ * `crcOf` gives the runtime's CRC of a planned write (null for the dry run: computed from the
+ * draft).
+ */
+function build(state: MachoPlanState, payloads: MachoImageSegment['payload'][], dataBytes: Buffer[],
+  crcOf: ((addr: bigint, size: bigint) => number) | null) {
   // The reservation is address space only (PROT_NONE, like ELF's placeholder): the runtime
   // makes it writable as the heap grows.
   const segs: MachoImageSegment[] = state.segments.map((s, i) => ({name: s.name, address: s.address, memSize: s.memSize, payload: payloads[i],
     ...(s.role === 'reservation' ? {initprot: 0, maxprot: 3} : {})}))
+  const repoint = state.data.map((d, i) => ({segment: d.name, bytes: dataBytes[i], fromMemory: d.fromMemory}))
   return buildMachoImageDetailed(state.runtime, segs, (layout, draft) => {
-    const segments: ManifestSegment[] = state.segments.map((s) => {
-      const p = placement(layout, s)
-      return {role: s.role, address: s.address, memSize: s.memSize, fileOffset: s.size > 0n ? p.fileOffset : 0n, fileSize: s.size}
-    })
+    const segments: ManifestSegment[] = [
+      ...state.data.map((d) => ({role: 'data' as const, address: state.loadBias + d.vmaddr, memSize: d.vmsize,
+        fileOffset: placement(layout, d).fileOffset, fileSize: d.vmsize})),
+      ...state.segments.map((s) => {
+        const p = placement(layout, s)
+        return {role: s.role, address: s.address, memSize: s.memSize, fileOffset: s.size > 0n ? p.fileOffset : 0n, fileSize: s.size}
+      }),
+    ]
+    const crc = (addr: bigint, size: bigint, fileOffset: bigint) => crcOf ? crcOf(addr, size) : draftCrc(draft, fileOffset, size)
     const list: ManifestPayload[] = [
-      ...state.segments.flatMap((s, i) => (s.size > 0n
-        ? [memoryPayload(placement(layout, s).fileOffset, s.size, crcs?.[i] ?? null, draft)] : [])),
+      ...state.segments.flatMap((s) => (s.size > 0n
+        ? [memoryPayload(placement(layout, s).fileOffset, s.size, crc(s.address, s.size, placement(layout, s).fileOffset))] : [])),
+      ...state.data.flatMap((d) => {
+        const at = placement(layout, d).fileOffset
+        return [
+          ...d.fromMemory.map((r) => memoryPayload(at + r.offset, r.length, crc(state.loadBias + d.vmaddr + r.offset, r.length, at + r.offset))),
+          // Thread-local pages: the runtime's file bytes, copied (source 2, images/README.md).
+          ...d.fromFile.map((r) => ({fileOffset: at + r.offset, length: r.length, source: 'original' as const, crc32c: draftCrc(draft, at + r.offset, r.length)})),
+        ]
+      }),
       // Bytes the undo log restores must be checksummed too (images/README.md).
       ...layout.patched.map((r) => ({fileOffset: r.fileOffset, length: r.length, source: 'patched' as const,
-        crc32c: draft ? crc32c(draft.subarray(Number(r.fileOffset), Number(r.fileOffset + r.length))) >>> 0 : 0})),
+        crc32c: draftCrc(draft, r.fileOffset, r.length)})),
     ].sort((a, b) => (a.fileOffset < b.fileOffset ? -1 : a.fileOffset > b.fileOffset ? 1 : 0))
     return Buffer.from(encodeManifest({...state.base, originalSize: layout.originalSize, segments, payloads: list,
       undo: layout.undo.map((u) => ({fileOffset: u.fileOffset, original: u.original}))}))
-  })
+  }, {repoint})
 }
 
-/** The runtime's CRC at finalize; in the dry run, the placeholder's (the draft holds its bytes). */
-function memoryPayload(fileOffset: bigint, length: bigint, crc: number | null, draft: Buffer | null): ManifestPayload {
-  const sum = crc ?? (draft ? crc32c(draft.subarray(Number(fileOffset), Number(fileOffset + length))) >>> 0 : 0)
-  return {fileOffset, length, crc32c: sum, source: 'memory'}
+/** CRC32C of a range of the draft image (0 in the size-only first pass, which has none). */
+function draftCrc(draft: Buffer | null, fileOffset: bigint, length: bigint): number {
+  return draft ? crc32c(draft.subarray(Number(fileOffset), Number(fileOffset + length))) >>> 0 : 0
+}
+
+function memoryPayload(fileOffset: bigint, length: bigint, crc32: number): ManifestPayload {
+  return {fileOffset, length, crc32c: crc32, source: 'memory'}
 }
 
 
@@ -157,16 +190,25 @@ export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput,
       }
     })
     const self = `/proc/self/fd/${pending.fd}`
-    const segCrcs = s.segments.map((seg) => {
-      const i = plan.writes.findIndex((w) => w.addr === seg.address && w.size === seg.size)
-      return i < 0 ? null : crcs[i] >>> 0
-    })
+    const crcByWrite = new Map(plan.writes.map((w, i) => [`${w.addr}+${w.size}`, crcs[i] >>> 0]))
+    const crcOf = (addr: bigint, size: bigint): number => {
+      const c = crcByWrite.get(`${addr}+${size}`)
+      if (c === undefined) throw new ImgdumpError('internal', 'LAYOUT_DRIFT', `no planned write for ${hex(addr)} +${hex(size)}`)
+      return c
+    }
     const payloads = s.segments.map((seg) => ({path: self, offset: seg.size > 0n ? placement(s.layout, seg).fileOffset : 0n, length: seg.size}))
-    const result = build(s, payloads, segCrcs)
+    // Memory pages as the runtime wrote them over the file's thread-local pages.
+    const dataBytes = s.data.map((d) => {
+      const bytes = Buffer.from(d.original)
+      const at = placement(s.layout, d).fileOffset
+      for (const r of d.fromMemory) readAt(pending.fd, at + r.offset, r.length).copy(bytes, Number(r.offset))
+      return bytes
+    })
+    const result = build(s, payloads, dataBytes, crcOf)
     if (BigInt(result.image.length) !== plan.fileSize) {
       throw new ImgdumpError('internal', 'LAYOUT_DRIFT', `Mach-O image is ${result.image.length} bytes, planned ${plan.fileSize}`)
     }
-    for (const seg of s.segments) {
+    for (const seg of [...s.segments, ...s.data]) {
       if (placement(result.layout, seg).fileOffset !== placement(s.layout, seg).fileOffset) {
         throw new ImgdumpError('internal', 'LAYOUT_DRIFT', `segment ${seg.name} moved between plan and finalize`)
       }

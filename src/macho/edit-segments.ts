@@ -4,7 +4,7 @@
  * These edits work on an unsigned model; `editMacho` strips the signature first and signs
  * the result (arm64 kills unsigned code).
  */
-import {LC, Section64, SegmentCommand64, isZerofill, pageSizeFor} from './definitions.js'
+import {LC, S_THREAD_LOCAL_ZEROFILL, Section64, SegmentCommand64, isZerofill, pageSizeFor} from './definitions.js'
 import {MachoError} from './errors.js'
 import {alignUp} from '../binary/align.js'
 import {layoutChainedFixups, readChainedFixups, writeChainedFixups} from './chained-fixups.js'
@@ -122,7 +122,8 @@ export function repointSegment(m: MachoFile, r: Repoint): number {
   placeSegmentBytes(m, seg, r.bytes)
   for (const s of seg.sections) {
     // Zero-fill sections now have bytes in the file: make them regular so tools show them.
-    if (isZerofill(s.flags) && s.addr - seg.f.vmaddr + s.size <= seg.f.filesize) {
+    // Not thread-local zero fill: dyld finds the TLS template by section type.
+    if (isZerofill(s.flags) && (s.flags & 0xff) !== S_THREAD_LOCAL_ZEROFILL && s.addr - seg.f.vmaddr + s.size <= seg.f.filesize) {
       s.flags = s.flags & ~0xff
       s.offset = Number(seg.f.fileoff + (s.addr - seg.f.vmaddr))
     }

@@ -14,8 +14,10 @@ import {finalizeImage, planImage, prepareOutput} from '../../src/image/plan-imag
 import type {ImagePlan, SaveRequest, SaveResult} from '../../src/image/save-types.js'
 import {verifySignature} from '../../src/macho/code-signature.js'
 import {readMacho} from '../../src/macho/read.js'
+import {segmentCommands} from '../../src/macho/model.js'
+import {machoDataSegments} from '../../src/image/macho-data-ranges.js'
 import {verifyMachoImage} from '../../src/macho/verify.js'
-import {FIXTURES, objdump, opensslPageHashes, otoolCommands, otoolSegments, storedPageHashes} from '../macho/judges.js'
+import {chainedFixups, FIXTURES, objdump, opensslPageHashes, otoolCommands, otoolSegments, storedPageHashes} from '../macho/judges.js'
 import {makeTempDir} from './synthetic-runtime.js'
 
 const HEAP = 0x300000000n
@@ -64,6 +66,20 @@ describe('Mach-O images through planImage/finalizeImage', function () {
   before(() => { dir = makeTempDir() })
   after(() => fs.rmSync(dir, {recursive: true, force: true}))
 
+  it('takes whole fixup pages of writable segments from memory, and pages with thread-local sections from the file', () => {
+    const m = readMacho(fs.readFileSync(path.join(FIXTURES, 'arm64-chained-signed-pad')))
+    const names = machoDataSegments(m, 0x4000n).map((d) => [d.name, d.fromMemory, d.fromFile])
+    assert.deepEqual(names, [['__DATA', [{offset: 0n, length: 0xc000n}], []], ['__XTRA', [{offset: 0n, length: 0x14000n}], []]])
+    // Make __XTRA,__data (page 0) a thread-local template: that page stays from the file.
+    const xtra = segmentCommands(m).find((s) => s.f.segname === '__XTRA')!
+    xtra.sections[0].flags = 0x11 // S_THREAD_LOCAL_REGULAR
+    const d = machoDataSegments(m, 0x4000n).find((x) => x.name === '__XTRA')!
+    assert.deepEqual(d.fromFile, [{offset: 0n, length: 0x4000n}])
+    assert.deepEqual(d.fromMemory, [{offset: 0x4000n, length: 0x10000n}])
+    assert.equal(d.original.length, 0x14000)
+    assert.ok(d.original.subarray(0x4000).equals(Buffer.alloc(0x10000)), 'zero fill past filesize')
+  })
+
   for (const c of CASES) {
     describe(c.fixture, () => {
       let img: string
@@ -75,9 +91,12 @@ describe('Mach-O images through planImage/finalizeImage', function () {
         plan = save(req).plan
       })
 
-      it('plans one write per heap run and region, at distinct page-aligned offsets', () => {
+      it('plans one write per heap run and region and one per writable segment (whole vmsize), at page-aligned offsets', () => {
+        // __DATA and the linker-made __XTRA; not __DATA_CONST (read-only after dyld's fixups).
+        const writable = otoolSegments(path.join(FIXTURES, c.fixture)).filter((s) => s.segname === '__DATA' || s.segname === '__XTRA')
+        assert.equal(writable.length, 2)
         assert.deepEqual(plan.writes.map((w) => [w.addr, w.size]).sort((a, b) => (a[0] < b[0] ? -1 : 1)),
-          [[HEAP, 2n * c.page + 0x123n], [REGION, c.page]])
+          [...writable.map((s) => [s.vmaddr, s.vmsize]), [HEAP, 2n * c.page + 0x123n], [REGION, c.page]])
         for (const w of plan.writes) assert.equal(w.offset % c.page, 0n)
         assert.equal(plan.headerCopy, HEAP)
       })
@@ -117,6 +136,43 @@ describe('Mach-O images through planImage/finalizeImage', function () {
         }
       })
 
+      it('__DATA and __XTRA are re-pointed at the saved pages; their fixups are gone, __DATA_CONST keeps its own', () => {
+        const exe = path.join(FIXTURES, c.fixture)
+        const buf = fs.readFileSync(img)
+        const before = otoolSegments(exe)
+        const after = otoolSegments(img)
+        for (const name of ['__DATA', '__XTRA']) {
+          const s = after.find((x) => x.segname === name)!
+          const o = before.find((x) => x.segname === name)!
+          assert.deepEqual([s.vmaddr, s.vmsize, s.filesize], [o.vmaddr, o.vmsize, o.vmsize], `${name}: whole vmsize from the file`)
+          assert.notEqual(s.fileoff, o.fileoff)
+          assert.ok(buf.subarray(Number(s.fileoff), Number(s.fileoff + s.filesize)).equals(pattern(s.vmaddr, s.vmsize)), `${name} holds memory`)
+        }
+        // Zero fill inside them became regular sections with file bytes (tools show them).
+        assert.match(objdump(img, '-h'), /__bss\s+0+2000 [0-9a-f]+ DATA/)
+        const dc = (f: string) => otoolSegments(f).find((x) => x.segname === '__DATA_CONST')!
+        assert.equal(dc(img).fileoff, dc(exe).fileoff)
+        if (c.fixture.includes('chained')) {
+          const a = chainedFixups(exe), b = chainedFixups(img)
+          assert.equal(b.segCount, after.length, 'seg_count true')
+          for (const name of ['__DATA', '__XTRA']) {
+            assert.ok(a.pages[name].some((p) => p !== 65535), `${name} had fixups`)
+            assert.ok(b.pages[name] === undefined || b.pages[name].every((p) => p === 65535), `${name}: no chain left`)
+          }
+          assert.deepEqual(b.pages.__DATA_CONST, a.pages.__DATA_CONST)
+          assert.deepEqual(b.imports, a.imports)
+        } else {
+          const rows = (f: string, flag: string) => objdump(f, flag).split('\n').filter((l) => /^__/.test(l))
+          for (const flag of ['--rebase', '--bind', '--weak-bind']) {
+            const a = rows(exe, flag), b = rows(img, flag)
+            assert.deepEqual(b, a.filter((l) => !/^__(DATA|XTRA) /.test(l)), flag)
+          }
+          assert.ok(rows(exe, '--rebase').some((l) => l.startsWith('__DATA ')), 'the original rebases __DATA')
+          // Lazy binds stay: dyld applies them only when a stub is first called through its helper.
+          assert.equal(objdump(img, '--lazy-bind').split('\n').slice(1).join('\n'), objdump(exe, '--lazy-bind').split('\n').slice(1).join('\n'))
+        }
+      })
+
       it('the page hashes verify with openssl against the CodeDirectory', () => {
         const buf = fs.readFileSync(img)
         const {hashes, pageSize, codeLimit} = storedPageHashes(img, buf)
@@ -131,10 +187,15 @@ describe('Mach-O images through planImage/finalizeImage', function () {
         assert.equal(r.status, 0, r.stdout + r.stderr)
         const bad = path.join(dir, `${c.fixture}.flipped`)
         const buf = fs.readFileSync(img)
-        const heap = otoolSegments(img).find((s) => s.segname === '__IMGHEAP')!
-        buf[Number(heap.fileoff) + 5] ^= 0x40
-        fs.writeFileSync(bad, buf)
-        assert.notEqual(spawnSync(process.execPath, [cli, 'verify', bad], {encoding: 'utf8'}).status, 0, 'a flipped payload byte must fail verify')
+        for (const name of ['__IMGHEAP', '__DATA']) {
+          const seg = otoolSegments(img).find((s) => s.segname === name)!
+          const copy = Buffer.from(buf)
+          copy[Number(seg.fileoff) + 5] ^= 0x40
+          fs.writeFileSync(bad, copy)
+          const v = spawnSync(process.execPath, [cli, 'verify', bad, '--json'], {encoding: 'utf8'})
+          assert.notEqual(v.status, 0, `a flipped ${name} byte must fail verify`)
+          assert.match(v.stdout, /PAYLOAD_CRC|SIGNATURE|HASH/i, v.stdout)
+        }
       })
 
       it('a wrong CRC from the runtime fails with a typed error and leaves the previous image byte-identical', () => {
