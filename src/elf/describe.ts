@@ -2,7 +2,7 @@
  * What `imgdump inspect` shows for an ELF file: a plain, JSON-ready record (64-bit values as
  * "0x…" strings so that no precision is lost). The shape is documented in docs/inspect.md.
  */
-import {DF_1_PIE, ET, EmNames, PF, PT, PtNames, SHF, SHT, ShtNames, SymbolDef} from './definitions.js'
+import {DF_1_PIE, ET, PF, PT, PtNames, SHF, SHT, ShtNames, SymbolDef} from './definitions.js'
 import {readDynamic, readInterpreter} from './dynamic.js'
 import type {ElfFile} from './model.js'
 import {abiTag, buildId, gnuProperties, readNotes} from './notes.js'

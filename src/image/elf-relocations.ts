@@ -11,7 +11,6 @@
  * bitmap words (value 1: no bit set, only advances the cursor).
  */
 import {DT, EM, R_AARCH64, R_X86_64} from '../elf/definitions.js'
-import {ImgdumpError} from '../errors.js'
 import {contains, type Range} from './address-ranges.js'
 import {hex} from '../binary/hex.js'
 import type {ElfScan} from '../elf/scan.js'

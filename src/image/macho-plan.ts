@@ -10,7 +10,6 @@
  * only their thread-local pages (macho-data-ranges.ts, docs/macho.md).
  */
 import {crc32c} from '@node-rs/crc32'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import {alignUp} from '../binary/align.js'
 import {ImgdumpError, ioError} from '../errors.js'
@@ -24,7 +23,7 @@ import {machoDataSegments, type MachoDataSegment} from './macho-data-ranges.js'
 import {buildMachoImageDetailed, type MachoImageLayout, type MachoImageSegment} from './macho-image.js'
 import {decodeManifest, encodeManifest, type Manifest, type ManifestPayload, type ManifestSegment} from './manifest.js'
 import {MANIFEST_FLAGS, MANIFEST_FORMAT} from './manifest-fields.js'
-import {reconstructOriginal, manifestDigest} from './original-executable.js'
+import {loadOriginal, type OpenedExecutable} from './original-executable.js'
 import type {ImagePlan, PendingOutput, PlannedWrite, SaveRequest, SaveResult} from './save-types.js'
 import {editError, finalizeFrame, readAt, saveError, writeAt} from './finalize-frame.js'
 
@@ -55,7 +54,7 @@ export interface MachoImagePlan extends ImagePlan {
 
 export function planMachoImage(req: SaveRequest): MachoImagePlan {
   const startedAt = performance.now()
-  const {bytes: runtime, path: runtimePath, digest, parentDigest} = loadMachoOriginal(req.exe, req.origin)
+  const {bytes: runtime, path: runtimePath, digest, parentDigest} = loadOriginal(req.exe, req.origin, readMachoImageOrExe)
   if (isFat(runtime)) {
     throw editError('IMAGE_FAT_UNSUPPORTED', `${req.exe} is a fat (universal) Mach-O; a running process executes one slice`, undefined,
       'save from the thin slice the process runs (llvm-lipo -thin <arch>)')
@@ -222,26 +221,11 @@ export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput,
   })
 }
 
-/**
- * The runtime's original bytes: `origin` or `exe` rebuilt from its undo log when it is a
- * Mach-O image (images never accumulate layers), else `exe` itself.
- */
-function loadMachoOriginal(exe: string, origin: string | null): {bytes: Buffer; path: string; digest: Buffer; parentDigest: Buffer | null} {
-  for (const candidate of origin ? [origin, exe] : [exe]) {
-    let bytes: Buffer
-    try { bytes = fs.readFileSync(candidate) } catch (err) {
-      if (candidate !== exe) continue
-      throw ioError(err, candidate)
-    }
-    const found = !isFat(bytes) ? manifestOf(bytes) : null
-    const man = found?.manifest
-    if (found && man) {
-      const original = reconstructOriginal(bufferSource(bytes), man, candidate)
-      return {bytes: original, path: man.runtimePath ?? candidate, digest: Buffer.from(man.runtimeDigest), parentDigest: manifestDigest(found.bytes)}
-    }
-    if (candidate === exe) return {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), parentDigest: null}
-  }
-  throw new ImgdumpError('internal', 'UNREACHABLE', 'loadMachoOriginal found nothing')
+/** A Mach-O runtime or image for loadOriginal (read whole: the writer holds images in memory anyway). */
+function readMachoImageOrExe(path: string): OpenedExecutable {
+  let bytes: Buffer
+  try { bytes = fs.readFileSync(path) } catch (err) { throw ioError(err, path) }
+  return {found: isFat(bytes) ? null : manifestOf(bytes), src: bufferSource(bytes), close: () => {}}
 }
 
 function manifestOf(bytes: Buffer): {manifest: Manifest; bytes: Uint8Array} | null {

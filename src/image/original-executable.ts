@@ -54,7 +54,10 @@ export function reconstructOriginal(src: ByteSource, manifest: Manifest, label: 
   return bytes
 }
 
-function readImageOrExe(path: string): {found: FoundManifest | null; src: ByteSource; close(): void} {
+/** An executable or image opened for loadOriginal: its manifest (null in a plain runtime) and bytes. */
+export interface OpenedExecutable {found: Pick<FoundManifest, 'manifest' | 'bytes'> | null; src: ByteSource; close(): void}
+
+function readElfImageOrExe(path: string): OpenedExecutable {
   let fd: number
   try { fd = fs.openSync(path, 'r') } catch (err) { throw ioError(err, path) }
   try {
@@ -75,12 +78,15 @@ function readImageOrExe(path: string): {found: FoundManifest | null; src: ByteSo
  */
 let recent: OriginalExecutable | null = null
 
-/** Load the original executable for a save from `origin` (an image) or `exe` (runtime or image). */
-export function loadOriginal(exe: string, origin: string | null): OriginalExecutable {
+/**
+ * Load the original executable for a save from `origin` (an image) or `exe` (runtime or
+ * image); `open` reads one candidate in its format (ELF by default; Mach-O: macho-plan.ts).
+ */
+export function loadOriginal(exe: string, origin: string | null, open: (path: string) => OpenedExecutable = readElfImageOrExe): OriginalExecutable {
   for (const candidate of origin ? [origin, exe] : [exe]) {
-    let f: ReturnType<typeof readImageOrExe>
+    let f: OpenedExecutable
     try {
-      f = readImageOrExe(candidate)
+      f = open(candidate)
     } catch (err) {
       // The image a process was restored from may be gone; the running executable still tells.
       if (candidate !== exe && err instanceof ImgdumpError && err.phase === 'io') continue

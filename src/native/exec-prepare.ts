@@ -4,7 +4,6 @@
  * SIGPIPE, may block signals, and raises RLIMIT_NOFILE. No exit handlers run at execve, so
  * pending stdout/stderr must be flushed here too.
  */
-import {writeSync} from 'node:fs'
 import {libc} from './libc.js'
 
 const F_GETFD = 1
