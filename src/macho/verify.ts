@@ -5,9 +5,9 @@
  * signature's hashes, and — in images — the manifest's payload checksums.
  * `verifyMachoImage` never throws for bad input: every finding is a problem string.
  */
-import {crc32c} from '@node-rs/crc32'
-import {createHash} from 'node:crypto'
 import {decodeManifest} from '../image/manifest.js'
+import {checkPayloads, checkUndo} from '../image/manifest-checks.js'
+import {bufferSource} from '../elf/byte-source.js'
 import {readChainedFixups} from './chained-fixups.js'
 import {decodeBind, decodeLazyBind, decodeRebase} from './dyld-opcodes.js'
 import {verifySignature} from './code-signature.js'
@@ -154,12 +154,9 @@ export function checkManifest(m: MachoFile, buf: Buffer): string[] {
   const problems: string[] = []
   try {
     const man = decodeManifest(buf.subarray(sec.offset, sec.offset + Number(sec.size)), sec.offset)
-    for (const p of man.payloads) {
-      if (p.fileOffset + p.length > BigInt(buf.length)) { problems.push(`manifest payload ${p.fileOffset}+${p.length} past EOF`); continue }
-      const crc = crc32c(buf.subarray(Number(p.fileOffset), Number(p.fileOffset + p.length))) >>> 0
-      if (crc !== p.crc32c) problems.push(`manifest payload at ${p.fileOffset}+${p.length}: CRC32C 0x${crc.toString(16)} != recorded 0x${p.crc32c.toString(16)}`)
-    }
-    if (man.originalSize > 0n) problems.push(...checkUndo(buf, man))
+    const src = bufferSource(buf)
+    problems.push(...checkPayloads(src, man).problems.map((p) => p.message))
+    if (man.originalSize > 0n) problems.push(...checkUndo(src, man, 'image').map((p) => p.message))
     for (let i = 1; i < man.payloads.length; i++) {
       const a = man.payloads[i - 1], b = man.payloads[i]
       if (b.fileOffset < a.fileOffset + a.length) problems.push(`manifest payloads at ${a.fileOffset} and ${b.fileOffset} are unsorted or overlap`)
@@ -178,18 +175,6 @@ export function checkManifest(m: MachoFile, buf: Buffer): string[] {
     }
   } catch (e) { problems.push((e as Error).message) }
   return problems
-}
-
-/** The original executable = the image's first original_size bytes with the undo log applied; its SHA-256 is recorded. */
-function checkUndo(buf: Buffer, man: ReturnType<typeof decodeManifest>): string[] {
-  if (man.originalSize > BigInt(buf.length)) return [`manifest original_size ${man.originalSize} exceeds the image`]
-  const orig = Buffer.from(buf.subarray(0, Number(man.originalSize)))
-  for (const u of man.undo) {
-    if (u.fileOffset + BigInt(u.original.length) > man.originalSize) return [`manifest undo record at ${u.fileOffset} lies past original_size`]
-    orig.set(u.original, Number(u.fileOffset))
-  }
-  const digest = createHash('sha256').update(orig).digest()
-  return digest.equals(Buffer.from(man.runtimeDigest)) ? [] : ['the undo log does not reconstruct the original executable (SHA-256 differs from runtime_digest)']
 }
 
 /** Classic dyld info: every rebase and bind must target a pointer inside a segment. */

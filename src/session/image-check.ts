@@ -43,7 +43,7 @@ export function checkImage(path: string, verify: boolean): ImageCheck {
     }
     // --verify runs the full verification, which includes the layout check: do it once.
     let verifiedBytes = 0n
-    if (verify) verifiedBytes = verifyAll(path, fd, scan, found)
+    if (verify) verifiedBytes = verifyAll(path, scan, found)
     else checkLayout(path, scan, found)
     checkLibraries(found.manifest, path)
     return {path, generation: found.manifest.generation, manifest: found.manifest, verifiedBytes}
@@ -65,8 +65,8 @@ function checkLayout(path: string, scan: ElfScan, found: FoundManifest): void {
  * The full verification of src/image (`imgdump verify`): manifest CRC, layout, every payload
  * CRC32C, heap header, undo log. Every problem is named; the first one's code is the error's.
  */
-function verifyAll(path: string, fd: number, scan: ElfScan, found: FoundManifest): bigint {
-  const report = verifyFound(path, fd, scan, found)
+function verifyAll(path: string, scan: ElfScan, found: FoundManifest): bigint {
+  const report = verifyFound(path, scan, found)
   if (!report.ok) {
     const first = report.problems[0]
     throw new ImgdumpError('verify', first?.code ?? 'IMAGE_INVALID', `${path} failed verification: ${report.problems.map((p) => p.message).join('; ')}`, {
