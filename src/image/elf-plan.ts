@@ -56,7 +56,12 @@ export interface ElfImagePlan extends ImagePlan {
 /** Originals already validated by parseElf (loadOriginal hands back the same buffer for the same file). */
 const validated = new WeakSet<Buffer>()
 
-interface Run {role: 'heap' | 'region'; addr: bigint; fileSize: bigint; memSize: bigint; offset: bigint}
+/**
+ * One PT_LOAD of saved memory. `parts`: the registered ranges it covers (one, or several
+ * coalesced regions); the runtime writes each separately, since it accepts a write only
+ * inside one range it registered (native/src/save.c write_allowed).
+ */
+interface Run {role: 'heap' | 'region'; addr: bigint; fileSize: bigint; memSize: bigint; offset: bigint; parts: {addr: bigint; size: bigint}[]}
 
 export function planElfImage(req: SaveRequest): ElfImagePlan {
   const startedAt = performance.now()
@@ -194,10 +199,10 @@ function checkRequest(req: SaveRequest, page: bigint): Run[] {
   if (base % page !== 0n || req.loadBias % page !== 0n) throw saveError('IMAGE_BAD_REQUEST', `heap base ${hex(base)} or load bias not page-aligned`)
   if (brk <= base || header < base || header >= brk) throw saveError('IMAGE_BAD_REQUEST', `heap [${hex(base)}, ${hex(brk)}) does not contain its header ${hex(header)}`)
   if (reserve < brk - base) throw saveError('IMAGE_BAD_REQUEST', `heap reserve ${hex(reserve)} smaller than the heap`)
-  const runs: Run[] = [{role: 'heap', addr: base, fileSize: brk - base, memSize: alignUp(brk - base, page), offset: 0n}]
+  const runs: Run[] = [{role: 'heap', addr: base, fileSize: brk - base, memSize: alignUp(brk - base, page), offset: 0n, parts: [{addr: base, size: brk - base}]}]
   for (const r of req.regions) {
     if (r.addr % page !== 0n || r.size === 0n) throw saveError('IMAGE_BAD_REQUEST', `region ${hex(r.addr)} +${hex(r.size)} not page-aligned or empty`)
-    runs.push({role: 'region', addr: r.addr, fileSize: r.size, memSize: alignUp(r.size, page), offset: 0n})
+    runs.push({role: 'region', addr: r.addr, fileSize: r.size, memSize: alignUp(r.size, page), offset: 0n, parts: [{addr: r.addr, size: r.size}]})
   }
   runs.sort((a, b) => (a.addr < b.addr ? -1 : 1))
   const spans: Range[] = [...runs.map((r) => ({start: r.addr, end: r.addr + r.memSize})), {start: base, end: base + reserve}]
@@ -224,27 +229,31 @@ function coalesceRegions(sorted: Run[], page: bigint): Run[] {
     if (prev && prev.role === 'region' && r.role === 'region' && prev.fileSize % page === 0n && prev.addr + prev.memSize === r.addr) {
       prev.fileSize += r.fileSize
       prev.memSize += r.memSize
+      prev.parts.push(...r.parts)
     } else {
-      out.push({...r})
+      out.push({...r, parts: [...r.parts]})
     }
   }
   return out
 }
 
+/**
+ * Memory ranges of each data segment (touching ones merged: they lie in one PT_LOAD, which the
+ * runtime accepts whole), then one write per registered range of each run. Never merged
+ * across segments or registered ranges: the runtime accepts a write only inside one of them.
+ */
 function plannedWrites(data: DataSegmentRanges[], offsets: bigint[], runs: Run[], bias: bigint): PlannedWrite[] {
-  const raw: PlannedWrite[] = []
-  data.forEach((d, i) => {
-    for (const r of d.fromMemory) raw.push({addr: bias + r.start, size: r.end - r.start, offset: offsets[i] + (r.start - d.load.p_vaddr)})
-  })
-  for (const r of runs) raw.push({addr: r.addr, size: r.fileSize, offset: r.offset})
-  raw.sort((a, b) => (a.offset < b.offset ? -1 : 1))
   const out: PlannedWrite[] = []
-  for (const w of raw) {
-    const last = out[out.length - 1]
-    if (last && last.offset + last.size === w.offset && last.addr + last.size === w.addr) last.size += w.size
-    else out.push({...w})
-  }
-  return out
+  data.forEach((d, i) => {
+    let last: PlannedWrite | undefined
+    for (const r of d.fromMemory) {
+      const w = {addr: bias + r.start, size: r.end - r.start, offset: offsets[i] + (r.start - d.load.p_vaddr)}
+      if (last && last.offset + last.size === w.offset && last.addr + last.size === w.addr) last.size += w.size
+      else out.push(last = w)
+    }
+  })
+  for (const r of runs) for (const p of r.parts) out.push({addr: p.addr, size: p.size, offset: r.offset + (p.addr - r.addr)})
+  return out.sort((a, b) => (a.offset < b.offset ? -1 : 1))
 }
 
 function fileCopies(data: DataSegmentRanges[], offsets: bigint[], patched: Buffer): FileCopy[] {

@@ -100,6 +100,19 @@ describe('unexec cycle (kv runtime)', function () {
     assert.equal(r.stdout, `region-sum: ${sum}\nbye\n`)
   })
 
+  it('two touching regions are written one by one by the runtime and mapped by one PT_LOAD', function () {
+    const image = join(dir, 'region-split.img')
+    const fresh = runKv(join(out, 'kv-nopie'), ['region split', 'region-sum', `save ${image}`]) // no-pie: p_vaddr = address
+    assert.equal(fresh.status, 0, fresh.stderr)
+    assert.match(fresh.stdout, /region: 0\nregion-sum: (\d+)\nsave: 0 ok\n/)
+    const sum = /region-sum: (\d+)/.exec(fresh.stdout)![1]
+    const loads = execFileSync('readelf', ['-lW', image], {encoding: 'utf8'}).split('\n').filter((l) => /LOAD.* 0x0000700000/.test(l))
+    assert.equal(loads.length, 1, loads.join('\n'))
+    assert.match(loads[0], /0x0000700000000000 0x0000700000000000 0x100000 0x100000 RW/)
+    const r = runKv(image, ['region-sum'])
+    assert.equal(r.stdout, `region-sum: ${sum}\nbye\n`)
+  })
+
   it('a restored process grows its heap far beyond the saved size', function () {
     const image = join(dir, 'grow.img')
     assert.equal(runKv(join(out, 'kv-nopie'), ['set x y', `save ${image}`]).status, 0)
