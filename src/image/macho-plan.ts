@@ -19,7 +19,7 @@ import {isFat, readMacho} from '../macho/read.js'
 import {MANIFEST_SECTION, MANIFEST_SEGMENT, verifyMachoImage} from '../macho/verify.js'
 import {hex} from '../binary/hex.js'
 import {bufferSource} from '../elf/byte-source.js'
-import {machoDataSegments, type MachoDataSegment} from './macho-data-ranges.js'
+import {dataSegmentBytes, machoDataSegments, type MachoDataSegment} from './macho-data-ranges.js'
 import {buildMachoImageDetailed, type MachoImageLayout, type MachoImageSegment} from './macho-image.js'
 import {decodeManifest, encodeManifest, type Manifest, type ManifestPayload, type ManifestSegment} from './manifest.js'
 import {MANIFEST_FLAGS, MANIFEST_FORMAT} from './manifest-fields.js'
@@ -40,7 +40,8 @@ export interface MachoPlanState {
   segments: NewSeg[]
   /** writable segments re-pointed at saved bytes */
   data: MachoDataSegment[]
-  loadBias: bigint
+  /** their file bytes, zero-padded to vmsize */
+  dataOriginals: Buffer[]
   /** the manifest minus layout-dependent parts (segments, payloads, undo) */
   base: Omit<Manifest, 'segments' | 'payloads' | 'undo' | 'originalSize'>
   layout: MachoImageLayout
@@ -58,6 +59,12 @@ export function planMachoImage(req: SaveRequest): MachoImagePlan {
   if (isFat(runtime)) {
     throw editError('IMAGE_FAT_UNSUPPORTED', `${req.exe} is a fat (universal) Mach-O; a running process executes one slice`, undefined,
       'save from the thin slice the process runs (llvm-lipo -thin <arch>)')
+  }
+  // Saved data holds unslid pointers (fixups of memory pages are removed): images run with
+  // the slide disabled, so a save from a slid process would restore wrong pointers.
+  if (req.loadBias !== 0n) {
+    throw saveError('IMAGE_BAD_REQUEST', `the Mach-O runtime runs with ASLR slide ${hex(req.loadBias)}; its saved pointers would be wrong in an unslid image`,
+      req.loadBias, 'start the runtime with the slide disabled (posix_spawnattr flag _POSIX_SPAWN_DISABLE_ASLR; docs/macho.md)')
   }
   const m = readMacho(runtime)
   const page = pageSizeFor(m.header.cputype)
@@ -77,15 +84,15 @@ export function planMachoImage(req: SaveRequest): MachoImagePlan {
     format: MANIFEST_FORMAT.macho, runtimePath, runtimeDigest: digest, parentDigest,
     libraries: req.libraries.map((l) => ({base: l.base, path: l.path, buildId: l.buildId})),
   }
-  const state: MachoPlanState = {runtime, runtimePath, digest, segments, data, loadBias: req.loadBias, base,
+  const state: MachoPlanState = {runtime, runtimePath, digest, segments, data, dataOriginals: data.map((d) => dataSegmentBytes(m, d)), base,
     layout: null as unknown as MachoImageLayout, startedAt}
   // Dry run: placeholder payloads of the final sizes give the final layout (the manifest's size
   // does not depend on offsets or CRCs).
-  const dry = build(state, segments.map((s) => ({path: '/dev/zero', offset: 0n, length: s.size})), data.map((d) => d.original), null)
+  const dry = build(state, segments.map((s) => ({path: '/dev/zero', offset: 0n, length: s.size})), state.dataOriginals, null)
   state.layout = dry.layout
   const writes: PlannedWrite[] = [
     ...segments.filter((s) => s.size > 0n).map((s) => ({addr: s.address, size: s.size, offset: placement(dry.layout, s).fileOffset})),
-    ...data.flatMap((d) => d.fromMemory.map((r) => ({addr: req.loadBias + d.vmaddr + r.offset, size: r.length, offset: placement(dry.layout, d).fileOffset + r.offset}))),
+    ...data.flatMap((d) => d.fromMemory.map((r) => ({addr: d.vmaddr + r.offset, size: r.length, offset: placement(dry.layout, d).fileOffset + r.offset}))),
   ]
   writes.sort((a, b) => (a.offset < b.offset ? -1 : 1))
   return {request: req, writes, headerCopy: req.heap.header, fileSize: BigInt(dry.image.length), macho: state}
@@ -135,7 +142,7 @@ function build(state: MachoPlanState, payloads: MachoImageSegment['payload'][], 
   const repoint = state.data.map((d, i) => ({segment: d.name, bytes: dataBytes[i], fromMemory: d.fromMemory}))
   return buildMachoImageDetailed(state.runtime, segs, (layout, draft) => {
     const segments: ManifestSegment[] = [
-      ...state.data.map((d) => ({role: 'data' as const, address: state.loadBias + d.vmaddr, memSize: d.vmsize,
+      ...state.data.map((d) => ({role: 'data' as const, address: d.vmaddr, memSize: d.vmsize,
         fileOffset: placement(layout, d).fileOffset, fileSize: d.vmsize})),
       ...state.segments.map((s) => {
         const p = placement(layout, s)
@@ -149,7 +156,7 @@ function build(state: MachoPlanState, payloads: MachoImageSegment['payload'][], 
       ...state.data.flatMap((d) => {
         const at = placement(layout, d).fileOffset
         return [
-          ...d.fromMemory.map((r) => memoryPayload(at + r.offset, r.length, crc(state.loadBias + d.vmaddr + r.offset, r.length, at + r.offset))),
+          ...d.fromMemory.map((r) => memoryPayload(at + r.offset, r.length, crc(d.vmaddr + r.offset, r.length, at + r.offset))),
           // Thread-local pages: the runtime's file bytes, copied (source 2, images/README.md).
           ...d.fromFile.map((r) => ({fileOffset: at + r.offset, length: r.length, source: 'original' as const, crc32c: draftCrc(draft, at + r.offset, r.length)})),
         ]
@@ -197,8 +204,8 @@ export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput,
     }
     const payloads = s.segments.map((seg) => ({path: self, offset: seg.size > 0n ? placement(s.layout, seg).fileOffset : 0n, length: seg.size}))
     // Memory pages as the runtime wrote them over the file's thread-local pages.
-    const dataBytes = s.data.map((d) => {
-      const bytes = Buffer.from(d.original)
+    const dataBytes = s.data.map((d, i) => {
+      const bytes = Buffer.from(s.dataOriginals[i])
       const at = placement(s.layout, d).fileOffset
       for (const r of d.fromMemory) readAt(pending.fd, at + r.offset, r.length).copy(bytes, Number(r.offset))
       return bytes

@@ -15,7 +15,7 @@ import type {ImagePlan, SaveRequest, SaveResult} from '../../src/image/save-type
 import {verifySignature} from '../../src/macho/code-signature.js'
 import {readMacho} from '../../src/macho/read.js'
 import {segmentCommands} from '../../src/macho/model.js'
-import {machoDataSegments} from '../../src/image/macho-data-ranges.js'
+import {dataSegmentBytes, machoDataSegments} from '../../src/image/macho-data-ranges.js'
 import {verifyMachoImage} from '../../src/macho/verify.js'
 import {chainedFixups, FIXTURES, objdump, opensslPageHashes, otoolCommands, otoolSegments, storedPageHashes} from '../macho/judges.js'
 import {makeTempDir} from './synthetic-runtime.js'
@@ -70,14 +70,28 @@ describe('Mach-O images through planImage/finalizeImage', function () {
     const m = readMacho(fs.readFileSync(path.join(FIXTURES, 'arm64-chained-signed-pad')))
     const names = machoDataSegments(m, 0x4000n).map((d) => [d.name, d.fromMemory, d.fromFile])
     assert.deepEqual(names, [['__DATA', [{offset: 0n, length: 0xc000n}], []], ['__XTRA', [{offset: 0n, length: 0x14000n}], []]])
-    // Make __XTRA,__data (page 0) a thread-local template: that page stays from the file.
+    // Make __XTRA,__data (page 0) a thread-local template. __zfill shares that page: refused,
+    // since taking the page from the file would reset __zfill.
     const xtra = segmentCommands(m).find((s) => s.f.segname === '__XTRA')!
     xtra.sections[0].flags = 0x11 // S_THREAD_LOCAL_REGULAR
+    assert.throws(() => machoDataSegments(m, 0x4000n), (e: unknown) => e instanceof ImgdumpError && e.code === 'MACHO_TLS_SHARED_PAGE' &&
+      /__data and __zfill/.test(e.message) && /own 16384-byte pages/.test(e.hint ?? ''))
+    // With __zfill moved to the next page, page 0 comes from the file and the rest from memory.
+    xtra.sections[1].addr = xtra.f.vmaddr + 0x4000n
+    xtra.sections[1].size = 0x8000n
     const d = machoDataSegments(m, 0x4000n).find((x) => x.name === '__XTRA')!
     assert.deepEqual(d.fromFile, [{offset: 0n, length: 0x4000n}])
     assert.deepEqual(d.fromMemory, [{offset: 0x4000n, length: 0x10000n}])
-    assert.equal(d.original.length, 0x14000)
-    assert.ok(d.original.subarray(0x4000).equals(Buffer.alloc(0x10000)), 'zero fill past filesize')
+    const bytes = dataSegmentBytes(m, d)
+    assert.equal(bytes.length, 0x14000)
+    assert.ok(bytes.subarray(0x4000).equals(Buffer.alloc(0x10000)), 'zero fill past filesize')
+  })
+
+  it('refuses a save from a slid Mach-O process (saved pointers assume slide 0)', () => {
+    const req = request(path.join(FIXTURES, 'arm64-chained-signed-pad'), path.join(dir, 'slid.img'), 0x4000n, false)
+    assert.throws(() => planImage({...req, loadBias: 0x4000n}), (e: unknown) => e instanceof ImgdumpError && e.code === 'IMAGE_BAD_REQUEST' &&
+      /_POSIX_SPAWN_DISABLE_ASLR/.test(e.hint ?? ''))
+    assert.ok(!fs.existsSync(path.join(dir, 'slid.img')))
   })
 
   for (const c of CASES) {
