@@ -10,7 +10,7 @@ import {ioError} from '../errors.js'
 import {MachoError} from '../macho/errors.js'
 import {signAdhoc, stripSignature, noRoom} from '../macho/code-signature.js'
 import {linkeditSegment, relayoutLinkedit} from '../macho/linkedit-layout.js'
-import {commandBytesNeeded, insertSegments, type NewSegment, type Repoint, repointSegment} from '../macho/edit-segments.js'
+import {commandBytesNeeded, insertSegments, type NewSegment, type Repoint, repointSegments} from '../macho/edit-segments.js'
 import {readFat, pickSlice} from '../macho/fat.js'
 import {alignUp} from '../binary/align.js'
 import {firstSectionOffset, loadCommandsEnd} from '../macho/layout-facts.js'
@@ -108,7 +108,7 @@ function assemble(p: Prepared, manifest: (layout: MachoImageLayout) => Buffer, o
   if (oldLinkedit) undo.push({fileOffset: oldLinkedit.f.fileoff, original: Buffer.from(p.thin.subarray(Number(oldLinkedit.f.fileoff)))})
   const stripped = stripSignature(m)
   let droppedFixups = 0
-  for (const r of opts.repoint ?? []) droppedFixups += repointSegment(m, r)
+  droppedFixups += repointSegments(m, opts.repoint ?? [])
   insertSegments(m, p.heapSegs)
   const named = (n: string) => p.heapSegs.some(h => h.name === n) || (opts.repoint ?? []).some(r => r.segment === n)
   const placed = segmentCommands(m).filter(s => named(s.f.segname))

@@ -95,7 +95,7 @@ export function planMachoImage(req: SaveRequest): MachoImagePlan {
     ...data.flatMap((d) => d.fromMemory.map((r) => ({addr: d.vmaddr + r.offset, size: r.length, offset: placement(dry.layout, d).fileOffset + r.offset}))),
   ]
   writes.sort((a, b) => (a.offset < b.offset ? -1 : 1))
-  return {request: req, writes, headerCopy: req.heap.header, fileSize: BigInt(dry.image.length), macho: state}
+  return {request: req, writes, headerCopy: req.heap.header, fileSize: BigInt(dry.image.length), rewritesOutput: true, macho: state}
 }
 
 /** Heap run, regions and the reservation as segments, ascending (dyld's order rule). */

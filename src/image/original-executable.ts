@@ -7,6 +7,7 @@
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
+import {hex} from '../binary/hex.js'
 import {fdSource, type ByteSource} from '../elf/byte-source.js'
 import {ElfScan} from '../elf/scan.js'
 import {decodeManifest, type Manifest} from './manifest.js'
@@ -44,7 +45,13 @@ export function reconstructOriginal(src: ByteSource, manifest: Manifest, label: 
       {value: manifest.originalSize})
   }
   const bytes = Buffer.from(src.read(0n, Number(manifest.originalSize)))
-  for (const u of manifest.undo) bytes.set(u.original, Number(u.fileOffset))
+  for (const u of manifest.undo) {
+    if (u.fileOffset + BigInt(u.original.length) > manifest.originalSize) {
+      throw new ImgdumpError('verify', 'IMAGE_BAD_UNDO', `${label}: undo record at ${hex(u.fileOffset)} lies past original_size ${manifest.originalSize}`,
+        {offset: u.fileOffset, hint: 'the image is damaged; save again from the original runtime executable'})
+    }
+    bytes.set(u.original, Number(u.fileOffset))
+  }
   const digest = crypto.createHash('sha256').update(bytes).digest()
   if (!digest.equals(Buffer.from(manifest.runtimeDigest))) {
     throw new ImgdumpError('verify', 'IMAGE_ORIGINAL_DIGEST',

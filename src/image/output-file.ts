@@ -62,14 +62,16 @@ export function createPendingOutput(target: string, options: {forceNamed?: boole
 }
 
 function pending(fd: number, target: string, kind: 'tmpfile' | 'named', tempPath: string): PendingOutputInfo {
+  // Decided once: the runtime was told (plan.flush) whether this output will be fsync'd.
+  const sync = durable()
   let open = true
   const close = () => { if (open) { open = false; fs.closeSync(fd) } }
   return {
-    fd, target, kind, tempPath, durable: durable(),
+    fd, target, kind, tempPath, durable: sync,
     commit() {
       if (!open) throw new ImgdumpError('internal', 'OUTPUT_CLOSED', `output for ${target} was already committed or discarded`)
       try {
-        if (durable()) fs.fsyncSync(fd)
+        if (sync) fs.fsyncSync(fd)
         faultPoint('fsync')
         if (kind === 'tmpfile') {
           fs.rmSync(tempPath, {force: true})
@@ -77,7 +79,7 @@ function pending(fd: number, target: string, kind: 'tmpfile' | 'named', tempPath
         }
         faultPoint('linked')
         fs.renameSync(tempPath, target)
-        if (durable()) syncDirectory(path.dirname(target))
+        if (sync) syncDirectory(path.dirname(target))
       } catch (err) {
         if (kind === 'tmpfile') fs.rmSync(tempPath, {force: true})
         this.discard()

@@ -51,6 +51,11 @@ export interface ImagePlan {
   headerCopy: bigint
   /** Final size of the image file in bytes. */
   fileSize: bigint
+  /**
+   * Finalize rewrites the whole file (Mach-O: the image is rebuilt around the payloads), so
+   * starting writeback while the runtime writes would only make that rewrite wait on it.
+   */
+  rewritesOutput?: boolean
 }
 
 /** The output file being built: a temp file in the target directory until committed. */

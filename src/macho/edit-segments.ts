@@ -114,7 +114,25 @@ function growChainedStarts(m: MachoFile, segIndex: number): void {
 const inRanges = (off: bigint, len: bigint, ranges: Repoint['fromMemory']): boolean =>
   ranges.some(r => off < r.offset + r.length && r.offset < off + len)
 
-export function repointSegment(m: MachoFile, r: Repoint): number {
+/** Re-point every segment of `list` (in load-command order, as dyld requires of file order). */
+export function repointSegments(m: MachoFile, list: Repoint[]): number {
+  const segs = segmentCommands(m)
+  const order = (r: Repoint) => segs.findIndex((s) => s.f.segname === r.segment)
+  const sorted = [...list].sort((a, b) => order(a) - order(b))
+  const later = new Set(sorted.map((r) => r.segment))
+  let dropped = 0
+  for (const r of sorted) {
+    later.delete(r.segment)
+    dropped += repointSegment(m, r, later)
+  }
+  return dropped
+}
+
+/**
+ * `pending`: segments that a later call re-points anyway; their bytes are not moved here
+ * (moving them would leave a dead copy in the file).
+ */
+export function repointSegment(m: MachoFile, r: Repoint, pending: ReadonlySet<string> = new Set()): number {
   const seg = findSegment(m, r.segment)
   if (!seg) throw edit('MACHO_NO_SEGMENT', `no segment ${r.segment}`, {value: r.segment})
   if (BigInt(r.bytes.length) > seg.f.vmsize) throw edit('MACHO_BAD_LAYOUT', `${r.bytes.length} bytes for ${r.segment} exceed its vmsize ${seg.f.vmsize}`)
@@ -133,7 +151,7 @@ export function repointSegment(m: MachoFile, r: Repoint): number {
   // stay in the file, outside every segment.
   const segs = segmentCommands(m)
   for (const later of segs.slice(segs.indexOf(seg) + 1)) {
-    if (later.f.segname === '__LINKEDIT' || later.f.filesize === 0n) continue
+    if (later.f.segname === '__LINKEDIT' || later.f.filesize === 0n || pending.has(later.f.segname)) continue
     placeSegmentBytes(m, later, readFileRange(m, later.f.fileoff, later.f.filesize))
   }
   return dropped
@@ -199,7 +217,7 @@ export function editMacho(m: MachoFile, plan: EditPlan): EditResult {
   if (need > firstSectionOffset(m)) throw noRoom(need, firstSectionOffset(m))
   const stripped = stripSignature(m)
   let droppedFixups = 0
-  for (const r of plan.repoint ?? []) droppedFixups += repointSegment(m, r)
+  droppedFixups += repointSegments(m, plan.repoint ?? [])
   insertSegments(m, segs)
   signAdhoc(m, {identifier: stripped.identifier ?? plan.identifier ?? 'imgdump-image', pageSizeLog2: stripped.pageSizeLog2})
   return {warnings: stripped.warnings, droppedFixups}

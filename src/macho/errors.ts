@@ -3,7 +3,7 @@ import {type ErrorDetails, type ErrorPhase, ImgdumpError} from '../errors.js'
 /**
  * Errors about Mach-O files. Codes: MACHO_TRUNCATED, MACHO_BAD_MAGIC, MACHO_BAD_COMMAND,
  * MACHO_BAD_LAYOUT, MACHO_BAD_FIXUPS, MACHO_BAD_OPCODES, MACHO_BAD_SIGNATURE, MACHO_NO_ROOM,
- * MACHO_NO_SEGMENT, MACHO_NO_ARCH, MACHO_UNSUPPORTED, MACHO_BAD_SYMBOL, MACHO_BAD_EXPORTS.
+ * MACHO_NO_SEGMENT, MACHO_TLS_SHARED_PAGE, MACHO_NO_ARCH, MACHO_UNSUPPORTED, MACHO_BAD_SYMBOL, MACHO_BAD_EXPORTS.
  */
 export class MachoError extends ImgdumpError {
   constructor(phase: ErrorPhase, code: string, message: string, details: ErrorDetails = {}) {

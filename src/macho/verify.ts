@@ -159,14 +159,14 @@ export function checkManifest(m: MachoFile, buf: Buffer): string[] {
     if (man.originalSize > 0n) problems.push(...checkUndo(src, man, 'image').map((p) => p.message))
     for (let i = 1; i < man.payloads.length; i++) {
       const a = man.payloads[i - 1], b = man.payloads[i]
-      if (b.fileOffset < a.fileOffset + a.length) problems.push(`manifest payloads at ${a.fileOffset} and ${b.fileOffset} are unsorted or overlap`)
+      if (b.fileOffset < a.fileOffset + a.length) problems.push(`manifest payloads at ${hex(a.fileOffset)} and ${hex(b.fileOffset)} are unsorted or overlap`)
     }
     for (const u of man.undo) {
       // images/README.md: every byte an undo record restores is covered by a payload.
       let cur = u.fileOffset
       const end = u.fileOffset + BigInt(u.original.length)
       for (const p of man.payloads) if (p.fileOffset <= cur && p.fileOffset + p.length > cur) cur = p.fileOffset + p.length
-      if (cur < end) problems.push(`manifest undo range ${u.fileOffset}+${u.original.length} not covered by payloads from ${cur}`)
+      if (cur < end) problems.push(`manifest undo range ${hex(u.fileOffset)}+${hex(u.original.length)} not covered by payloads from ${hex(cur)}`)
     }
     for (const s of man.segments) {
       const seg = segmentCommands(m).find(x => x.f.vmaddr === s.address)

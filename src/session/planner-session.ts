@@ -152,7 +152,7 @@ export class PlannerSession {
       flight.pending = await side.createPendingOutput(req.path)
       if (side.prepareOutput) await side.prepareOutput(flight.plan, flight.pending)
       this.channel.send({t: 'plan', id: req.id, writes: flight.plan.writes, headerCopy: flight.plan.headerCopy,
-        flush: flight.pending.durable}, flight.pending.fd)
+        flush: flight.pending.durable && !flight.plan.rewritesOutput}, flight.pending.fd)
     } catch (err) {
       this.failCurrent(asTyped(err))
       return

@@ -162,6 +162,9 @@ describe('Mach-O images through planImage/finalizeImage', function () {
           assert.notEqual(s.fileoff, o.fileoff)
           assert.ok(buf.subarray(Number(s.fileoff), Number(s.fileoff + s.filesize)).equals(pattern(s.vmaddr, s.vmsize)), `${name} holds memory`)
         }
+        // One pass: __XTRA's new bytes follow __DATA's directly (no dead copy of its old bytes between).
+        const [data, xtra] = ['__DATA', '__XTRA'].map((n) => after.find((x) => x.segname === n)!)
+        assert.equal(xtra.fileoff, data.fileoff + data.filesize)
         // Zero fill inside them became regular sections with file bytes (tools show them).
         assert.match(objdump(img, '-h'), /__bss\s+0+2000 [0-9a-f]+ DATA/)
         const dc = (f: string) => otoolSegments(f).find((x) => x.segname === '__DATA_CONST')!
