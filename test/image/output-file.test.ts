@@ -26,6 +26,24 @@ describe('image output file (atomic, O_TMPFILE)', () => {
     assert.equal(fs.statSync(target).mode & 0o777, 0o700 & ~umask)
   })
 
+  it('is durable unless IMGDUMP_SYNC=0, decided when the output is created (the runtime is told in the plan)', () => {
+    const saved = process.env.IMGDUMP_SYNC
+    try {
+      delete process.env.IMGDUMP_SYNC
+      const a = createPendingOutput(path.join(dir, 'a'))
+      process.env.IMGDUMP_SYNC = '0'
+      const b = createPendingOutput(path.join(dir, 'b'))
+      assert.deepEqual([a.durable, b.durable], [true, false])
+      delete process.env.IMGDUMP_SYNC
+      b.commit() // commits as it was created: without fsync, still atomically
+      a.commit()
+      assert.deepEqual(fs.readdirSync(dir).sort(), ['a', 'b'])
+    } finally {
+      if (saved === undefined) delete process.env.IMGDUMP_SYNC
+      else process.env.IMGDUMP_SYNC = saved
+    }
+  })
+
   it('discard leaves the previous image byte-identical and no temp behind (both kinds)', () => {
     for (const forceNamed of [false, true]) {
       const target = path.join(dir, 'img')

@@ -45,7 +45,7 @@ export const peerPattern = (i: number) => (i * 7 + 3) & 0xff
 export const STUB_MAGIC = Buffer.from('STUBIMG\n')
 
 /** A stub image side: header page at 0 (magic), heap header page at 0x1000, rest after it. */
-export function stubImageSide(log: string[] = []): () => Promise<ImageSide> {
+export function stubImageSide(log: string[] = [], opts: {durable?: boolean; rewritesOutput?: boolean} = {}): () => Promise<ImageSide> {
   const side: ImageSide = {
     planImage(req: SaveRequest): ImagePlan {
       log.push('plan')
@@ -54,7 +54,7 @@ export function stubImageSide(log: string[] = []): () => Promise<ImageSide> {
         {addr: req.heap.base, size: 0x1000n, offset: 0x1000n},
         {addr: req.heap.base + 0x1000n, size: size - 0x1000n, offset: 0x2000n},
       ]
-      return {request: req, writes, headerCopy: req.heap.header, fileSize: 0x1000n + size}
+      return {request: req, writes, headerCopy: req.heap.header, fileSize: 0x1000n + size, rewritesOutput: opts.rewritesOutput}
     },
     createPendingOutput(target: string): PendingOutput {
       log.push('create')
@@ -63,7 +63,7 @@ export function stubImageSide(log: string[] = []): () => Promise<ImageSide> {
       return {
         get fd() { return fd },
         target,
-        durable: true,
+        durable: opts.durable ?? true,
         commit() { fs.fsyncSync(fd); fs.closeSync(fd); fd = -1; fs.renameSync(tmp, target); log.push('commit') },
         discard() { if (fd >= 0) { fs.closeSync(fd); fd = -1; fs.rmSync(tmp, {force: true}); log.push('discard') } },
       }

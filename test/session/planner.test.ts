@@ -162,6 +162,33 @@ describe('session fd passing (koffi sendmsg/recvmsg, SCM_RIGHTS)', () => {
     for (const fd of [child, ...first.fds]) closeFd(fd)
   })
 
+  it('asks for early writeback (plan.flush) only when the output is fsync\'d and kept as written', async () => {
+    const heap = '"heap":{"base":"0x600000000000","brk":"0x600000010000","reserve":"0x100000","header":"0x600000000000"}'
+    const flushOf = async (opts: {durable?: boolean; rewritesOutput?: boolean}) => {
+      const [parent, child] = socketPair()
+      const session = new PlannerSession(parent, stubImageSide([], opts))
+      sendAll(child, Buffer.from('{"t":"hello","v":1,"pid":1,"exe":"/x","api":1}\n' +
+        `{"t":"save","id":5,"path":"${path.join(tempDir(), 'f.img')}","mode":"continue","generation":1,"exe":"/x","loadBias":"0x0","phdr":"0x40",` +
+        `${heap},"regions":[],"libraries":[],"pinning":{"noRandomize":true,"stack":"finite","stackLimit":"0x800000"},"origin":null}\n`))
+      let text = ''
+      const fds: number[] = []
+      while (!/"t":"plan"/.test(text)) {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+        if (pollFd(child, false, 0)) {
+          const r = recvWithFds(child)
+          text += r.data.toString()
+          fds.push(...r.fds)
+        }
+      }
+      session.close()
+      for (const fd of [child, ...fds]) closeFd(fd)
+      return JSON.parse(text.trim().split('\n').find((l) => l.includes('"plan"'))!).flush
+    }
+    assert.equal(await flushOf({}), true)
+    assert.equal(await flushOf({durable: false}), false, 'IMGDUMP_SYNC=0: nothing to fsync')
+    assert.equal(await flushOf({rewritesOutput: true}), false, 'Mach-O: finalize rewrites the file')
+  })
+
   it('refuses another protocol version', async () => {
     const [parent, child] = socketPair()
     const outcomeP = serveOneSave(parent, stubImageSide())
