@@ -52,16 +52,21 @@ function table(rows: (string | number)[][]): void {
   for (const r of rows) console.log(r.map((c, i) => String(c).padStart(widths[i])).join('  '))
 }
 
-/** Alternate the baseline and the measured program in rounds (this VM drifts within seconds). */
-function pairedMedians(tools: ReturnType<typeof build>, pin: boolean, program: string): {base: number; image: number} {
+const ROUNDS = 5
+
+/**
+ * Alternate the baseline and the measured program in rounds (this VM drifts within seconds);
+ * the ratio is the median of the rounds' ratios, so drift between rounds cancels out.
+ */
+function pairedMedians(tools: ReturnType<typeof build>, pin: boolean, program: string): {base: number; image: number; ratio: number} {
   const base: number[] = []
   const image: number[] = []
-  for (let round = 0; round < 3; round++) {
+  for (let round = 0; round < ROUNDS; round++) {
     base.push(execMedian(tools.timer, true, tools.kv))
     image.push(execMedian(tools.timer, pin, program))
   }
-  const mid = (xs: number[]) => [...xs].sort((x, y) => x - y)[1]
-  return {base: mid(base), image: mid(image)}
+  const mid = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]
+  return {base: mid(base), image: mid(image), ratio: mid(image.map((v, i) => v / base[i]))}
 }
 
 function restoreBench(tools: ReturnType<typeof build>): void {
@@ -72,13 +77,13 @@ function restoreBench(tools: ReturnType<typeof build>): void {
     const pinned = pairedMedians(tools, true, image)
     const direct = pairedMedians(tools, false, image)
     rows.push([mib, (statSync(image).size / 2 ** 20).toFixed(0), pinned.base.toFixed(0), pinned.image.toFixed(0),
-      (pinned.image / pinned.base).toFixed(2), direct.base.toFixed(0), direct.image.toFixed(0), (direct.image / direct.base).toFixed(2)])
+      pinned.ratio.toFixed(2), direct.base.toFixed(0), direct.image.toFixed(0), direct.ratio.toFixed(2)])
     rmSync(image, {force: true})
   }
-  console.log(`\nrestore: exec to the end of main; medians of ${RUNS} execs, alternated with the baseline in 3 rounds (targets: pinned ≤ 1.1×, direct ≤ 2.1×)`)
+  console.log(`\nrestore: exec to the end of main; medians of ${RUNS} execs, alternated with the baseline in ${ROUNDS} rounds; ratio = median of the rounds' ratios (targets: pinned ≤ 1.1×, direct ≤ 2.1×)`)
   table(rows)
   const paired = pairedMedians(tools, false, tools.kv)
-  console.log(`(a fresh runtime started unpinned pays the pinning re-exec: ${paired.image.toFixed(0)} µs = ${(paired.image / paired.base).toFixed(2)}× the pinned start)`)
+  console.log(`(a fresh runtime started unpinned pays the pinning re-exec: ${paired.image.toFixed(0)} µs = ${paired.ratio.toFixed(2)}× the pinned start)`)
 }
 
 function saveBench(tools: ReturnType<typeof build>): void {
