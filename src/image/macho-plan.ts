@@ -232,10 +232,11 @@ export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput,
 function readMachoImageOrExe(path: string): OpenedExecutable {
   let bytes: Buffer
   try { bytes = fs.readFileSync(path) } catch (err) { throw ioError(err, path) }
-  return {found: isFat(bytes) ? null : manifestOf(bytes), src: bufferSource(bytes), close: () => {}}
+  return {found: isFat(bytes) ? null : findMachoManifest(bytes), src: bufferSource(bytes), close: () => {}}
 }
 
-function manifestOf(bytes: Buffer): {manifest: Manifest; bytes: Uint8Array} | null {
+/** The manifest of a thin Mach-O image (section __IMGDUMP,__manifest), or null in a plain runtime. */
+export function findMachoManifest(bytes: Buffer): {manifest: Manifest; bytes: Uint8Array} | null {
   const sec = segmentCommands(readMacho(bytes)).flatMap((s) => s.sections).find((x) => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION)
   if (!sec) return null
   const raw = bytes.subarray(sec.offset, sec.offset + Number(sec.size))

@@ -16,7 +16,7 @@ import {verifyImage} from '../../src/image/verify-image.js'
 import {describeImage} from '../../src/image/describe-image.js'
 import * as S from './synthetic-runtime.js'
 
-const EXPECTED = 'heap=hello from the heap counter=42 bss=7 mode=changed big=9 mapped=1 tls=5,0\n'
+const {EXPECTED, memoryFor} = S
 
 interface Variant {name: string; flags: string[]; pie: boolean}
 const VARIANTS: Variant[] = [
@@ -29,29 +29,6 @@ const VARIANTS: Variant[] = [
   {name: 'lld-nopie', flags: ['-fuse-ld=lld', '-no-pie'], pie: false},
   {name: 'lld-pie', flags: ['-fuse-ld=lld', '-fPIE', '-pie'], pie: true},
 ]
-
-/** Memory as the program would have it: counter=42, bss_var=7, big_bss[5000]=9, mode = other. */
-function memoryFor(exe: string, pie: boolean, heap: Buffer): S.SimulatedMemory {
-  const sym = S.symbols(exe)
-  const bias = pie ? S.PIE_BIAS : 0n
-  const pokes = new Map<bigint, Buffer>([
-    [sym.get('counter')!, S.u32(42)], [sym.get('bss_var')!, S.u32(7)], [sym.get('big_bss')! + 5000n, Buffer.from([9])],
-  ])
-  // What a live process holds where the loader writes at start-up differs from the file: the
-  // planner must take these from the file (a dumped non-zero GOT[1] breaks lazy binding).
-  const sections = execFileSync('readelf', ['-SW', exe], {encoding: 'utf8'})
-  const addrOf = (name: string) => {
-    const m = new RegExp(`\\${name}\\s+\\w+\\s+([0-9a-f]+) [0-9a-f]+ ([0-9a-f]+)`).exec(sections)
-    return m ? {addr: BigInt('0x' + m[1]), size: Number('0x' + m[2])} : undefined
-  }
-  const tdata = addrOf('.tdata')!
-  pokes.set(tdata.addr, Buffer.alloc(tdata.size, 0xaa))
-  const gotplt = addrOf('.got.plt')
-  if (gotplt) pokes.set(gotplt.addr + 8n, S.u64(0x7ffff7ffe2e0n))
-  const before = S.simulateMemory(exe, bias, heap, pokes)
-  pokes.set(sym.get('mode')!, before.read(bias + sym.get('other')!, 8n))
-  return S.simulateMemory(exe, bias, heap, pokes)
-}
 
 function run(img: string, pie: boolean): string {
   // A PIE's saved pointers hold the pinned load bias: run it with randomisation off, as libimgdump would.

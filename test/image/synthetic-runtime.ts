@@ -167,5 +167,31 @@ export function saveWith(req: SaveRequest, memory: SimulatedMemory): {plan: Imag
   return {plan, result: finalizeImage(plan, pending, crcs)}
 }
 
+/** What TEST_PROGRAM prints when restored from an image saved from memoryFor's memory. */
+export const EXPECTED = 'heap=hello from the heap counter=42 bss=7 mode=changed big=9 mapped=1 tls=5,0\n'
+
+/** Memory as the program would have it: counter=42, bss_var=7, big_bss[5000]=9, mode = other. */
+export function memoryFor(exe: string, pie: boolean, heap: Buffer): SimulatedMemory {
+  const sym = symbols(exe)
+  const bias = pie ? PIE_BIAS : 0n
+  const pokes = new Map<bigint, Buffer>([
+    [sym.get('counter')!, u32(42)], [sym.get('bss_var')!, u32(7)], [sym.get('big_bss')! + 5000n, Buffer.from([9])],
+  ])
+  // What a live process holds where the loader writes at start-up differs from the file: the
+  // planner must take these from the file (a dumped non-zero GOT[1] breaks lazy binding).
+  const sections = execFileSync('readelf', ['-SW', exe], {encoding: 'utf8'})
+  const addrOf = (name: string) => {
+    const m = new RegExp(`\\${name}\\s+\\w+\\s+([0-9a-f]+) [0-9a-f]+ ([0-9a-f]+)`).exec(sections)
+    return m ? {addr: BigInt('0x' + m[1]), size: Number('0x' + m[2])} : undefined
+  }
+  const tdata = addrOf('.tdata')!
+  pokes.set(tdata.addr, Buffer.alloc(tdata.size, 0xaa))
+  const gotplt = addrOf('.got.plt')
+  if (gotplt) pokes.set(gotplt.addr + 8n, u64(0x7ffff7ffe2e0n))
+  const before = simulateMemory(exe, bias, heap, pokes)
+  pokes.set(sym.get('mode')!, before.read(bias + sym.get('other')!, 8n))
+  return simulateMemory(exe, bias, heap, pokes)
+}
+
 export function u32(v: number): Buffer { const b = Buffer.alloc(4); b.writeInt32LE(v); return b }
 export function u64(v: bigint): Buffer { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b }
