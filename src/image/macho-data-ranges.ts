@@ -5,14 +5,15 @@
  * Every writable segment that dyld does not make read-only after fixing it up (`__DATA`,
  * custom segments such as the fixtures' `__XTRA`; not `__DATA_CONST`, flag SG_READ_ONLY) is
  * re-pointed at saved bytes covering its whole vmsize, so `.bss`-like zero fill comes back
- * too. The unit is the chained-fixup page of the segment (a chain never leaves its page, so a
- * page is either all memory — resolved pointers, its chain start removed — or all file), or
- * the Mach-O page where the segment has no chained starts. Pages that hold thread-local
- * sections stay from the file: dyld builds each thread's variables from them, and their
- * descriptors carry per-process keys. Such a page that also holds other sections' bytes is
- * refused (MACHO_TLS_SHARED_PAGE): taking it from the file would silently bring those globals
- * back with their link-time values. Classic rebases and binds into memory pages are dropped by
- * the writer (src/macho/edit-segments.ts `repointSegment`).
+ * too. Thread-local sections stay from the file: dyld builds each thread's variables from
+ * them, and their descriptors carry per-process keys. Everything else comes from memory, with
+ * its fixups removed by the writer (src/macho/edit-segments.ts `repointSegment`):
+ * - a segment with chained fixups goes by its chain pages (a chain never leaves its page, so a
+ *   page is either all memory — resolved pointers, its chain start removed — or all file). A
+ *   page holding thread-local and other sections' bytes is refused (MACHO_TLS_SHARED_PAGE):
+ *   from the file it would silently bring those globals back with their link-time values;
+ * - a segment without chains (classic dyld info, or no fixups) goes by bytes: rebases and
+ *   binds are dropped word by word, so only the thread-local sections' bytes stay.
  */
 import {hex} from '../binary/hex.js'
 import {LC} from '../macho/definitions.js'
@@ -35,9 +36,9 @@ export interface MachoDataSegment {
   vmsize: bigint
   fileoff: bigint
   filesize: bigint
-  /** segment-relative ranges written from memory (whole fixup pages), ascending */
+  /** segment-relative ranges written from memory (whole chain pages, or bytes), ascending */
   fromMemory: SegmentRange[]
-  /** the complement: ranges kept from the file (thread-local pages) */
+  /** the complement: ranges kept from the file (thread-local pages or sections) */
   fromFile: SegmentRange[]
 }
 
@@ -48,13 +49,33 @@ export function machoDataSegments(m: MachoFile, page: bigint): MachoDataSegment[
   segmentCommands(m).forEach((seg, index) => {
     const f = seg.f
     if ((f.initprot & VM_PROT_WRITE) === 0 || (f.flags & SG_READ_ONLY) !== 0 || f.vmsize === 0n || f.segname === '__LINKEDIT') return
-    const unit = BigInt(starts[index]?.f.page_size ?? page)
     const ranged = (tls: boolean) => seg.sections.filter((s) => THREAD_LOCAL_TYPES.has(s.flags & 0xff) === tls && s.size > 0n)
       .map((s) => ({name: s.sectname, offset: s.addr - f.vmaddr, length: s.size}))
     const threadLocal = ranged(true)
     const others = ranged(false)
     const fromMemory: SegmentRange[] = []
     const fromFile: SegmentRange[] = []
+    const chainPage = starts[index]?.f.page_size
+    if (chainPage === undefined) {
+      // No chains in this segment (classic dyld info, or no fixups at all): the writer drops
+      // rebases and binds word by word, so only the thread-local sections' own bytes stay.
+      let at = 0n
+      for (const t of [...threadLocal].sort((a, b) => (a.offset < b.offset ? -1 : 1))) {
+        const start = t.offset > at ? t.offset : at
+        const end = t.offset + t.length < f.vmsize ? t.offset + t.length : f.vmsize
+        if (start > at) fromMemory.push({offset: at, length: start - at})
+        if (end > start) {
+          const last = fromFile.at(-1)
+          if (last && last.offset + last.length === start) last.length += end - start
+          else fromFile.push({offset: start, length: end - start})
+        }
+        if (end > at) at = end
+      }
+      if (at < f.vmsize) fromMemory.push({offset: at, length: f.vmsize - at})
+      out.push({name: f.segname, vmaddr: f.vmaddr, vmsize: f.vmsize, fileoff: f.fileoff, filesize: f.filesize, fromMemory, fromFile})
+      return
+    }
+    const unit = BigInt(chainPage)
     for (let at = 0n; at < f.vmsize; at += unit) {
       const length = f.vmsize - at < unit ? f.vmsize - at : unit
       const inPage = (r: {offset: bigint; length: bigint}) => r.offset < at + length && at < r.offset + r.length

@@ -15,6 +15,7 @@ import type {ImagePlan, SaveRequest, SaveResult} from '../../src/image/save-type
 import {verifySignature} from '../../src/macho/code-signature.js'
 import {readMacho} from '../../src/macho/read.js'
 import {segmentCommands} from '../../src/macho/model.js'
+import {writeMacho} from '../../src/macho/write.js'
 import {dataSegmentBytes, machoDataSegments} from '../../src/image/macho-data-ranges.js'
 import {verifyMachoImage} from '../../src/macho/verify.js'
 import {chainedFixups, FIXTURES, objdump, opensslPageHashes, otoolCommands, otoolSegments, storedPageHashes} from '../macho/judges.js'
@@ -85,6 +86,26 @@ describe('Mach-O images through planImage/finalizeImage', function () {
     const bytes = dataSegmentBytes(m, d)
     assert.equal(bytes.length, 0x14000)
     assert.ok(bytes.subarray(0x4000).equals(Buffer.alloc(0x10000)), 'zero fill past filesize')
+  })
+
+  it('without chained fixups, keeps only the thread-local sections\' bytes from the file (classic rebases/binds go word by word)', () => {
+    const m = readMacho(fs.readFileSync(path.join(FIXTURES, 'x86_64-classic-signed-pad')))
+    const xtra = segmentCommands(m).find((s) => s.f.segname === '__XTRA')!
+    xtra.sections[0].flags = 0x11 // __data (0x28 bytes at offset 0) becomes a thread-local template; __zfill shares its page
+    const d = machoDataSegments(m, 0x1000n).find((x) => x.name === '__XTRA')!
+    assert.deepEqual(d.fromFile, [{offset: 0n, length: 0x28n}])
+    assert.deepEqual(d.fromMemory, [{offset: 0x28n, length: xtra.f.vmsize - 0x28n}])
+    // Through the pipeline: the rebase inside __XTRA,__data (thread-local now) stays, its bytes come from the file.
+    const exe = path.join(dir, 'classic-tls')
+    fs.writeFileSync(exe, writeMacho(m))
+    const img = path.join(dir, 'classic-tls.img')
+    save(request(exe, img, 0x1000n, false))
+    const after = otoolSegments(img).find((s) => s.segname === '__XTRA')!
+    const buf = fs.readFileSync(img)
+    assert.ok(buf.subarray(Number(after.fileoff), Number(after.fileoff) + 0x28).equals(fs.readFileSync(exe).subarray(Number(xtra.f.fileoff), Number(xtra.f.fileoff) + 0x28)))
+    assert.ok(buf.subarray(Number(after.fileoff) + 0x28, Number(after.fileoff + after.filesize)).equals(pattern(after.vmaddr + 0x28n, after.filesize - 0x28n)))
+    const rebases = objdump(img, '--rebase').split('\n').filter((l) => l.startsWith('__XTRA'))
+    assert.equal(rebases.length, 1, rebases.join('\n'))
   })
 
   it('refuses a save from a slid Mach-O process (saved pointers assume slide 0)', () => {
