@@ -78,14 +78,17 @@ function pending(fd: number, target: string, kind: 'tmpfile' | 'named', tempPath
           linkOpenFile(fd, tempPath)
         }
         faultPoint('linked')
+        // Closed before the rename: an image must never appear under its name while this
+        // process can still write it, or exec'ing it at once fails with ETXTBSY (a planner
+        // finishing the save of a runtime that was killed meanwhile raced a new start).
+        close()
         fs.renameSync(tempPath, target)
         if (sync) syncDirectory(path.dirname(target))
       } catch (err) {
-        if (kind === 'tmpfile') fs.rmSync(tempPath, {force: true})
-        this.discard()
+        close()
+        fs.rmSync(tempPath, {force: true})
         throw err instanceof ImgdumpError ? err : ioError(err, target, 'write')
       }
-      close()
     },
     discard() {
       if (!open) return

@@ -15,6 +15,19 @@ const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('
 const RUNTIME_PHASES = ['hooks', 'hello', 'plan-received', 'mid-write', 'written']
 const PLANNER_PHASES = ['planned', 'headers', 'fsync', 'linked']
 
+/** PIDs of `imgdump plan-save` processes started from this checkout (standalone planners). */
+function standalonePlanners(): number[] {
+  const pids: number[] = []
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    let cmd: string
+    try { cmd = readFileSync(`/proc/${name}/cmdline`, 'utf8') } catch { continue }
+    const args = cmd.split('\0')
+    if (args.includes(CLI) && args.includes('plan-save')) pids.push(Number(name))
+  }
+  return pids
+}
+
 describe('save faults leave the previous image intact', function () {
   let out: string
   let dir: string
@@ -98,21 +111,19 @@ describe('save faults leave the previous image intact', function () {
     let seed = 12345
     const next = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
     for (let i = 0; i < 50; i++) {
-      // The previous planner may still hold the new image open for a moment (ETXTBSY).
-      let child = spawn(image, [], {env: {...process.env, IMGDUMP_CLI: CLI}, stdio: ['pipe', 'ignore', 'ignore']})
-      for (let t = 0; t < 50; t++) {
-        const failed = await new Promise<boolean>((r) => { child.once('spawn', () => r(false)); child.once('error', () => r(true)) })
-        if (!failed) break
-        await new Promise((r) => setTimeout(r, 100))
-        child = spawn(image, [], {env: {...process.env, IMGDUMP_CLI: CLI}, stdio: ['pipe', 'ignore', 'ignore']})
-      }
+      // Exec'd at once: a planner still finishing the previous save must not hold the image
+      // open for writing under its name (ETXTBSY), since it closes the file before the rename.
+      const child = spawn(image, [], {env: {...process.env, IMGDUMP_CLI: CLI}, stdio: ['pipe', 'ignore', 'ignore']})
+      await new Promise<void>((resolve, reject) => { child.once('spawn', () => resolve()); child.once('error', reject) })
       child.stdin.write(`fill 3000\nsave ${image}\nsave ${image}\n`)
       const delay = Math.floor(next() * 400)
       await new Promise((r) => setTimeout(r, delay))
       child.kill('SIGKILL')
       await new Promise((r) => child.on('close', r))
-      // A planner that already got `written` finishes its save on its own: let it.
-      for (let w = 0; w < 100 && readdirSync(dir).length > 1; w++) await new Promise((r) => setTimeout(r, 50))
+      // A planner that already got `written` finishes its save on its own: wait until no
+      // standalone planner of ours runs any more (it may not have linked its file yet).
+      for (let w = 0; w < 200 && standalonePlanners().length > 0; w++) await new Promise((r) => setTimeout(r, 50))
+      assert.deepEqual(standalonePlanners(), [], `kill #${i}: a planner is still running after 10 s`)
       // A save may have completed before the kill: then the image is a new valid one.
       const now = sha(image)
       if (now !== digest) {

@@ -44,6 +44,23 @@ describe('image output file (atomic, O_TMPFILE)', () => {
     }
   })
 
+  it('closes the file before it takes the target name (exec right after a commit never meets ETXTBSY)', () => {
+    for (const forceNamed of [false, true]) {
+      const target = path.join(dir, `named-${forceNamed}`)
+      const p = createPendingOutput(target, {forceNamed})
+      fs.writeSync(p.fd, 'image', 0, 'utf8')
+      const rename = fs.renameSync
+      let openAtRename: boolean | undefined
+      fs.renameSync = (from: fs.PathLike, to: fs.PathLike) => {
+        try { fs.fstatSync(p.fd); openAtRename = true } catch { openAtRename = false }
+        rename(from, to)
+      }
+      try { p.commit() } finally { fs.renameSync = rename }
+      assert.equal(openAtRename, false, `${p.kind}: the descriptor was still open at the rename`)
+      assert.equal(fs.readFileSync(target, 'utf8'), 'image')
+    }
+  })
+
   it('discard leaves the previous image byte-identical and no temp behind (both kinds)', () => {
     for (const forceNamed of [false, true]) {
       const target = path.join(dir, 'img')
