@@ -8,7 +8,7 @@ export function renderDemo(r: DemoResult): string {
   const allSame = r.queries.every((q) => q.same)
   const rows: [string, string, string][] = [
     ['cold start (load world.lisp, build the world)', ms(r.coldStartMs), `${r.records} records, heap ${mib(r.heapBytes)}`],
-    ['save image (generation 1)', ms(r.saveMs), `image ${mib(r.imageBytes)}, ${r.saveMBps.toFixed(0)} MB/s`],
+    ['save image (generation 1, under imgdump run)', ms(r.saveMs), `image ${mib(r.imageBytes)}, ${r.saveMBps.toFixed(0)} MB/s`],
     ['restore (exec the image, first answer)', ms(r.restoreMs), `${r.speedup.toFixed(0)}x faster than the cold start`],
     ['same answers after restore', allSame ? 'yes' : 'NO', `${r.queries.filter((q) => q.same).length}/${r.queries.length} queries`],
     ["change + save generation 2 with 'exec", ms(r.generation2.saveMs), `(image-generation) = ${r.generation2.generation}, change ${r.generation2.changePresent ? 'present' : 'MISSING'}`],
