@@ -8,6 +8,11 @@ import {parseError} from './errors.js'
 /** A way to read `length` bytes at `offset` (throws rather than returning fewer). */
 export interface ByteReader {
   read(offset: bigint, length: number): Uint8Array
+  /**
+   * The same into the start of `into` (length ≤ its size), for callers that stream GiBs
+   * through one buffer; returns the bytes read as a view of `into`.
+   */
+  readInto?(offset: bigint, length: number, into: Buffer): Uint8Array
 }
 
 /** A ByteReader over a file of known size. */
@@ -31,21 +36,22 @@ export function bufferSource(buf: Uint8Array): ByteSource {
 /** The file open on `fd`, read with pread on demand; its size is taken once, here. */
 export function fdSource(fd: number): ByteSource {
   const size = BigInt(fs.fstatSync(fd).size)
-  return {
-    size,
-    read(offset, length) {
-      if (offset < 0n || offset + BigInt(length) > size) {
-        throw parseError('ELF_TRUNCATED', `read of ${length} bytes at ${offset} past the end of the file (${size} bytes)`, offset, length)
-      }
-      // Every byte is read below or the read throws: no need to zero it first.
-      const out = Buffer.allocUnsafe(length)
-      let done = 0
-      while (done < length) {
-        const n = fs.readSync(fd, out, done, length - done, Number(offset) + done)
-        if (n === 0) throw parseError('ELF_TRUNCATED', 'file shrank while reading', offset + BigInt(done))
-        done += n
-      }
-      return out
-    },
+  // Checked before anything is allocated: lengths come from fields of the file.
+  const check = (offset: bigint, length: number) => {
+    if (offset < 0n || offset + BigInt(length) > size) {
+      throw parseError('ELF_TRUNCATED', `read of ${length} bytes at ${offset} past the end of the file (${size} bytes)`, offset, length)
+    }
   }
+  const readInto = (offset: bigint, length: number, into: Buffer): Uint8Array => {
+    check(offset, length)
+    let done = 0
+    while (done < length) {
+      const n = fs.readSync(fd, into, done, length - done, Number(offset) + done)
+      if (n === 0) throw parseError('ELF_TRUNCATED', 'file shrank while reading', offset + BigInt(done))
+      done += n
+    }
+    return into.subarray(0, length)
+  }
+  // Every byte is read or the read throws: no need to zero a fresh buffer first.
+  return {size, readInto, read: (offset, length) => (check(offset, length), readInto(offset, length, Buffer.allocUnsafe(length)))}
 }

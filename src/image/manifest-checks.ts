@@ -25,9 +25,11 @@ export function payloadCrc(src: ByteSource, offset: bigint, length: bigint): num
     throw new ImgdumpError('verify', 'IMAGE_TRUNCATED', `payload at ${hex(offset)} runs past the end of the file`, {offset})
   }
   let crc = 0
+  // One buffer for the whole payload where the source can fill it (files: no GiB of garbage).
+  const buf = src.readInto && length > 0n ? Buffer.allocUnsafe(length < BigInt(CHUNK) ? Number(length) : CHUNK) : undefined
   for (let done = 0n; done < length;) {
     const n = length - done < BigInt(CHUNK) ? Number(length - done) : CHUNK
-    crc = crc32c(src.read(offset + done, n), crc)
+    crc = crc32c(buf ? src.readInto!(offset + done, n, buf) : src.read(offset + done, n), crc)
     done += BigInt(n)
   }
   return crc >>> 0
