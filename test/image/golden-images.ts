@@ -11,6 +11,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import {fileURLToPath} from 'node:url'
+import {hex} from '../../src/binary/hex.js'
 import {createPendingOutput} from '../../src/image/output-file.js'
 import {finalizeImage, planImage, prepareOutput} from '../../src/image/plan-image.js'
 import type {Manifest} from '../../src/image/manifest.js'
@@ -33,7 +34,7 @@ export interface GoldenEntry {
 
 /** The manifest as plain JSON (bigints as hex strings, bytes as hex). */
 export function summarise(m: Manifest) {
-  const h = (v: bigint) => `0x${v.toString(16)}`
+  const h = hex
   return {
     generation: h(m.generation), flags: m.flags, format: m.format, heapHeader: h(m.heapHeader), loadBias: h(m.loadBias),
     stackLimit: h(m.stackLimit), runtimeDigest: Buffer.from(m.runtimeDigest).toString('hex'), originalSize: h(m.originalSize),
@@ -47,12 +48,6 @@ export function summarise(m: Manifest) {
 
 const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
 
-/** Known bytes for a Mach-O memory range (the address decides them). */
-function pattern(addr: bigint, size: bigint): Buffer {
-  const b = Buffer.alloc(Number(size))
-  for (let i = 0; i < b.length; i++) b[i] = (Number((addr + BigInt(i)) % 251n) ^ 0x5a) & 0xff
-  return b
-}
 
 function saveMacho(exe: string, target: string, page: bigint): void {
   const req: SaveRequest = {
@@ -65,7 +60,7 @@ function saveMacho(exe: string, target: string, page: bigint): void {
   const pending = createPendingOutput(target)
   prepareOutput(plan, pending)
   const crcs = plan.writes.map((w) => {
-    const bytes = w.addr === req.heap.base ? goldenHeap(w.size) : pattern(w.addr, w.size)
+    const bytes = w.addr === req.heap.base ? goldenHeap(w.size) : S.addressPattern(w.addr, w.size, 0x5a)
     fs.writeSync(pending.fd, bytes, 0, bytes.length, Number(w.offset))
     return crc32c(bytes) >>> 0
   })

@@ -19,7 +19,7 @@ import {writeMacho} from '../../src/macho/write.js'
 import {dataSegmentBytes, machoDataSegments} from '../../src/image/macho-data-ranges.js'
 import {verifyMachoImage} from '../../src/macho/verify.js'
 import {chainedFixups, FIXTURES, objdump, opensslPageHashes, otoolCommands, otoolSegments, storedPageHashes} from '../macho/judges.js'
-import {makeTempDir} from './synthetic-runtime.js'
+import {addressPattern as pattern, makeTempDir} from './synthetic-runtime.js'
 
 const HEAP = 0x300000000n
 const REGION = 0x400000000n
@@ -33,13 +33,6 @@ function request(exe: string, target: string, page: bigint, region: boolean): Sa
     regions: region ? [{addr: REGION, size: page}] : [], libraries: [],
     pinning: {noRandomize: true, stack: 'finite', stackLimit: 8n << 20n}, origin: null,
   }
-}
-
-/** Known bytes for a memory range: a pattern that depends on the address. */
-function pattern(addr: bigint, size: bigint): Buffer {
-  const b = Buffer.alloc(Number(size))
-  for (let i = 0; i < b.length; i++) b[i] = (Number((addr + BigInt(i)) % 251n) ^ 0xa5) & 0xff
-  return b
 }
 
 /** Plan, pwrite every range like the runtime, finalize; `lie` corrupts the reported CRC of write 0. */

@@ -193,5 +193,12 @@ export function memoryFor(exe: string, pie: boolean, heap: Buffer): SimulatedMem
   return simulateMemory(exe, bias, heap, pokes)
 }
 
+/** Known bytes for a memory range that depend on its address (`salt` tells sets apart). */
+export function addressPattern(addr: bigint, size: bigint, salt = 0xa5): Buffer {
+  const b = Buffer.alloc(Number(size))
+  for (let i = 0; i < b.length; i++) b[i] = (Number((addr + BigInt(i)) % 251n) ^ salt) & 0xff
+  return b
+}
+
 export function u32(v: number): Buffer { const b = Buffer.alloc(4); b.writeInt32LE(v); return b }
 export function u64(v: bigint): Buffer { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b }

@@ -5,10 +5,9 @@
  * cases are skipped while native/build/libimgdump.a lacks imgdump_save.
  */
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
 import {existsSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {buildFixture, REPO, run, type Built} from '../lisp/build-runtime.js'
+import {buildFixture, REPO, run, saveFromOutside, type Built} from '../lisp/build-runtime.js'
 
 const DEFINE = [
   '-e', 'proc fib {n} {if {$n < 2} {return $n}; expr {[fib [expr {$n-1}]] + [fib [expr {$n-2}]]}}',
@@ -117,23 +116,12 @@ describe('Jim Tcl host', function () {
       const name = `jim-test-${process.pid}`
       const script = join(b.dir, 'loop.tcl')
       writeFileSync(script, 'set kept [dict create a 1 b 2]\nproc twice {x} {expr {2*$x}}\nwhile 1 { image safepoint; after 5 }\n')
-      const cli = join(REPO, 'bin/run.js')
-      const child = spawn(cli, ['run', '--name', name, '--', b.exe, script], {env, stdio: ['ignore', 'pipe', 'pipe']})
-      const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)))
-      try {
-        const img = join(b.dir, 'tcl-outside')
-        let saved = run(cli, ['save', name, '-o', img, '--exit'], {env})
-        for (let i = 0; i < 100 && saved.status === 9; i++) { // 9: the session is not registered yet
-          await new Promise((r) => setTimeout(r, 100))
-          saved = run(cli, ['save', name, '-o', img, '--exit'], {env})
-        }
-        assert.equal(saved.status, 0, saved.stderr + saved.stdout)
-        assert.equal(await exited, 0)
-        const r = run(img, ['-e', 'list [dict get $kept b] [twice 21] [image generation]'], {env})
-        assert.equal(r.stdout.trim(), '2 42 1', r.stderr)
-      } finally {
-        child.kill('SIGKILL')
-      }
+      const img = join(b.dir, 'tcl-outside')
+      const {saved, exitStatus, stderr} = await saveFromOutside(b.exe, [script], name, img, env)
+      assert.equal(saved.status, 0, saved.stderr + saved.stdout)
+      assert.equal(exitStatus, 0, stderr)
+      const r = run(img, ['-e', 'list [dict get $kept b] [twice 21] [image generation]'], {env})
+      assert.equal(r.stdout.trim(), '2 42 1', r.stderr)
     })
 
     it('exec from stdin: the new image reads the rest of the input', () => {

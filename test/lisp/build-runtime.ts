@@ -3,7 +3,7 @@
  * directory for the tests. Links the real libimgdump when its archive provides
  * imgdump_save, the stand-in (fixtures/lisp/imgdump-standin.c) otherwise.
  */
-import {execFileSync, spawnSync, type SpawnSyncReturns} from 'node:child_process'
+import {execFileSync, spawn, spawnSync, type SpawnSyncReturns} from 'node:child_process'
 import {mkdtempSync, rmSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
@@ -50,4 +50,28 @@ export function run(exe: string, args: string[], opts: {input?: string; cwd?: st
     r = spawnSync(exe, args, {encoding: 'utf8', input: opts.input ?? '', cwd: opts.cwd, env: opts.env, maxBuffer: 64 << 20})
   }
   return {status: r.status, stdout: r.stdout, stderr: r.stderr}
+}
+
+/**
+ * Run `exe args` under `imgdump run --name NAME`, then save it from outside with
+ * `imgdump save NAME -o image --exit` (retried while the session is not registered yet, exit
+ * 9). Returns the save command's result and the session's exit status.
+ */
+export async function saveFromOutside(exe: string, args: string[], name: string, image: string, env: NodeJS.ProcessEnv):
+  Promise<{saved: Run; exitStatus: number | null; stderr: string}> {
+  const cli = join(REPO, 'bin/run.js')
+  const child = spawn(cli, ['run', '--name', name, '--', exe, ...args], {env, stdio: ['ignore', 'pipe', 'pipe']})
+  let stderr = ''
+  child.stderr.on('data', (d) => { stderr += d })
+  const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)))
+  try {
+    let saved = run(cli, ['save', name, '-o', image, '--exit'], {env})
+    for (let i = 0; i < 100 && saved.status === 9; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      saved = run(cli, ['save', name, '-o', image, '--exit'], {env})
+    }
+    return {saved, exitStatus: saved.status === 0 ? await exited : null, stderr}
+  } finally {
+    child.kill('SIGKILL')
+  }
 }

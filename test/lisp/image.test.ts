@@ -5,10 +5,9 @@
  * native/build/libimgdump.a lacks imgdump_save (the Lisp is then linked to the stand-in).
  */
 import assert from 'node:assert/strict'
-import {spawn} from 'node:child_process'
 import {existsSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {buildFixture, REPO, run, type Built} from './build-runtime.js'
+import {buildFixture, REPO, run, saveFromOutside, type Built} from './build-runtime.js'
 
 const WORLD = join(REPO, 'fixtures/lisp/examples/world.lisp')
 const QUERIES = ['-p', '(world-summary)', '-p', '(city-by-name "city-777")', '-p', '(walk 2999 5)', '-p', 'marker']
@@ -80,25 +79,12 @@ describe('bundled Lisp: save and restore', function () {
     const prog = join(b.dir, 'spin.lisp')
     // The loop never ends by itself: only a save with --exit stops it.
     writeFileSync(prog, '(define x (list "kept" 42))\n(define (spin i) (spin (+ i 1)))\n(spin 0)\n')
-    const cli = join(REPO, 'bin/run.js')
-    const child = spawn(cli, ['run', '--name', name, '--', b.exe, prog], {env, stdio: ['ignore', 'pipe', 'pipe']})
-    let stderr = ''
-    child.stderr.on('data', (d) => { stderr += d })
-    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)))
-    try {
-      const img = join(b.dir, 'outside-1')
-      let saved = run(cli, ['save', name, '-o', img, '--exit'], {env})
-      for (let i = 0; i < 100 && saved.status === 9; i++) { // 9: the session is not registered yet
-        await new Promise((r) => setTimeout(r, 100))
-        saved = run(cli, ['save', name, '-o', img, '--exit'], {env})
-      }
-      assert.equal(saved.status, 0, saved.stderr + saved.stdout)
-      assert.equal(await exited, 0, stderr)
-      const r = run(img, ['-p', 'x', '-p', '(image-generation)'], {env})
-      assert.equal(r.stdout, '("kept" 42)\n1\n', r.stderr)
-    } finally {
-      child.kill('SIGKILL')
-    }
+    const img = join(b.dir, 'outside-1')
+    const {saved, exitStatus, stderr} = await saveFromOutside(b.exe, [prog], name, img, env)
+    assert.equal(saved.status, 0, saved.stderr + saved.stdout)
+    assert.equal(exitStatus, 0, stderr)
+    const r = run(img, ['-p', 'x', '-p', '(image-generation)'], {env})
+    assert.equal(r.stdout, '("kept" 42)\n1\n', r.stderr)
   })
 
   it('recovers from errors and collects garbage in a restored image', () => {
