@@ -93,11 +93,12 @@ export const ChunkHeader = defineStruct('chunk header', [
 ] as const)
 
 export const CHUNK_FLAGS = {
-  PINUSE: 1n, // the previous chunk is in use or quick-listed
-  CINUSE: 2n, // this chunk is in use or quick-listed
-  QUICK: 4n, // this chunk is free, parked in a quick list
+  PINUSE: 1, // the previous chunk is in use or quick-listed
+  CINUSE: 2, // this chunk is in use or quick-listed
+  QUICK: 4, // this chunk is free, parked in a quick list
 } as const
-export const CHUNK_FLAG_MASK = 15n
+/** The low bits of `head` that hold flags; the rest is the chunk's size. */
+export const CHUNK_FLAG_BITS = 16
 export const CHUNK_MIN = 32n
 /** An in-use chunk's payload runs on into the next chunk's prevSize word. */
 export const CHUNK_OVERHEAD = 8n

@@ -9,7 +9,8 @@
  * second. Addresses become bigints only where a Chunk object is handed out.
  */
 import {ImgdumpError} from '../errors.js'
-import {CHUNK_MIN, CHUNK_OVERHEAD} from './definitions.js'
+import {CHUNK_FLAG_BITS, CHUNK_FLAGS, CHUNK_MIN, CHUNK_OVERHEAD, ChunkHeader} from './definitions.js'
+import {offsetOf} from '../binary/field-table.js'
 import type {HeapHeader} from './reader.js'
 import type {HeapSource} from './source.js'
 
@@ -38,9 +39,9 @@ export interface HeapSummary {
   topBytes: bigint
 }
 
-const PINUSE = 1
-const CINUSE = 2
-const QUICK = 4
+const {PINUSE, CINUSE, QUICK} = CHUNK_FLAGS
+/** Where a chunk's size|flags word sits in its boundary tag. */
+const HEAD = offsetOf(ChunkHeader, 'head')
 const STATES: readonly ChunkState[] = ['used', 'free', 'quick']
 
 /** Steps through the chunks; after next() returns true, offset/size/state describe one. */
@@ -86,12 +87,12 @@ export class ChunkCursor {
     const o = this.next_
     if (o >= this.top) {
       if (o !== this.top) throw this.corrupt('HEAP_CHUNK_END', 'the chunks do not end at the top chunk', o, this.top)
-      const th = this.word(o + 8)
+      const th = this.word(o + HEAD)
       if (((th & PINUSE) !== 0) !== this.prevInUse) throw this.corrupt('HEAP_TOP_PINUSE', 'the top chunk disagrees with the last chunk', o, th)
       return false
     }
-    const h = this.word(o + 8)
-    const flags = h % 16
+    const h = this.word(o + HEAD)
+    const flags = h % CHUNK_FLAG_BITS
     const size = h - flags
     const inuse = (flags & CINUSE) !== 0
     const quick = (flags & QUICK) !== 0
