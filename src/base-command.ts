@@ -28,7 +28,7 @@ export abstract class BaseCommand extends Command {
 }
 
 /** Map anything thrown to an ImgdumpError: typed errors as they are, oclif parse errors as usage. */
-export function toTypedError(err: unknown): ImgdumpError {
+function toTypedError(err: unknown): ImgdumpError {
   if (err instanceof ImgdumpError) return err
   const e = err as Error & {oclif?: {exit?: number}; code?: string}
   if (e instanceof Errors.CLIError || e?.constructor?.name?.endsWith('Error') && e?.oclif) {

@@ -157,7 +157,7 @@ function checkSectionTable(s: SectionHeader, i: number, at: bigint): void {
 }
 
 /** A NUL-terminated string at `offset` inside the string table section `table`. */
-export function readString(input: Uint8Array, table: SectionHeader, offset: number | bigint, what: string): string {
+function readString(input: Uint8Array, table: SectionHeader, offset: number | bigint, what: string): string {
   const off = BigInt(offset)
   if (table.sh_type === SHT.SHT_NOBITS || off >= table.sh_size) throw parseError('ELF_BAD_STRING', `${what}: offset ${off} outside its string table`, table.sh_offset, off)
   return cString(input, table.sh_offset + off, table.sh_offset + table.sh_size, what)

@@ -34,7 +34,7 @@ export function contains(ranges: readonly Range[], addr: bigint, len = 1n): bool
 
 export function overlaps(a: Range, b: Range): boolean { return a.start < b.end && b.start < a.end }
 
-export const alignDown = (v: bigint, a: bigint): bigint => v / a * a
+const alignDown = (v: bigint, a: bigint): bigint => v / a * a
 /** The smallest offset ≥ `from` with offset ≡ `addr` (mod `align`). */
 export function congruentOffset(from: bigint, addr: bigint, align: bigint): bigint {
   const want = addr % align

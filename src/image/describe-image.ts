@@ -140,7 +140,7 @@ export function describeImage(path: string): {object: ImageDescription; text: st
   }
 }
 
-export function renderImageText(d: ImageDescription): string {
+function renderImageText(d: ImageDescription): string {
   const lines = [
     `image ${d.path}`,
     `  generation ${d.generation}, parent ${d.parent ? `manifest sha256 ${d.parent.slice(0, 16)}…` : 'none (saved from a fresh process)'}, created ${d.created}`,

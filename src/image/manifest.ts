@@ -118,7 +118,7 @@ export function encodeManifest(m: Manifest): Uint8Array {
 }
 
 /** The CRC32C a manifest should carry: over all of it with the crc field taken as zero. */
-export function manifestCrc(buf: Uint8Array): number {
+function manifestCrc(buf: Uint8Array): number {
   const copy = Uint8Array.from(buf)
   copy.fill(0, CRC_OFFSET, CRC_OFFSET + 4)
   return crc32c(copy) >>> 0

@@ -26,7 +26,7 @@ export interface FoundManifest {manifest: Manifest; offset: bigint; size: number
 
 /** How a parent image is named in a child's manifest: the SHA-256 of its manifest's
  * total_size bytes (a note descriptor may carry padding after them). */
-export function manifestDigest(bytes: Uint8Array): Buffer {
+function manifestDigest(bytes: Uint8Array): Buffer {
   const total = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readUInt32LE(16)
   return crypto.createHash('sha256').update(bytes.subarray(0, Math.min(total, bytes.length))).digest()
 }

@@ -4,7 +4,7 @@ import {ioError} from '../errors.js'
 
 export type FileFormat = 'elf' | 'macho' | 'fat' | 'unknown'
 
-export function formatOfMagic(head: Uint8Array): FileFormat {
+function formatOfMagic(head: Uint8Array): FileFormat {
   if (head.length >= 4 && head[0] === 0x7f && head[1] === 0x45 && head[2] === 0x4c && head[3] === 0x46) return 'elf'
   if (head.length >= 1 && head[0] === 0x7f) return 'elf' // starts like ELF: its reader names what is wrong
   if (head.length < 4) return 'unknown'

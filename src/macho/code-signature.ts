@@ -143,7 +143,7 @@ export function setLinkeditSize(m: MachoFile, filesize: bigint): void {
   if (filesize > 0n) m.chunks.push({offset: le.f.fileoff, bytes, segment: '__LINKEDIT'})
 }
 
-export function pageSizeOf(m: MachoFile): bigint { return pageSizeFor(m.header.cputype) }
+function pageSizeOf(m: MachoFile): bigint { return pageSizeFor(m.header.cputype) }
 
 export interface StripResult {identifier?: string; pageSizeLog2?: number; warnings: string[]}
 

@@ -60,7 +60,7 @@ export function findCommand<K extends LoadCommand['kind']>(m: MachoFile, kind: K
   return m.commands.find(c => c.kind === kind && (cmd === undefined || c.f.cmd === cmd)) as CommandOf<K> | undefined
 }
 
-export function fileSizeOf(m: MachoFile): bigint {
+function fileSizeOf(m: MachoFile): bigint {
   let end = BigInt(HEADER_SIZE + m.header.sizeofcmds)
   for (const c of m.chunks) { const e = c.offset + BigInt(c.bytes.length); if (e > end) end = e }
   return end

@@ -21,7 +21,7 @@ const KIND_BY_CMD: Record<number, LoadCommand['kind']> = {
   [LC.LC_UUID]: 'uuid', [LC.LC_BUILD_VERSION]: 'build_version', [LC.LC_VERSION_MIN_MACOSX]: 'version_min',
   [LC.LC_MAIN]: 'main', [LC.LC_SOURCE_VERSION]: 'source_version', [LC.LC_NOTE]: 'note',
 }
-export function commandKind(cmd: number): LoadCommand['kind'] { return KIND_BY_CMD[cmd >>> 0] ?? 'opaque' }
+function commandKind(cmd: number): LoadCommand['kind'] { return KIND_BY_CMD[cmd >>> 0] ?? 'opaque' }
 export function commandName(cmd: number): string { return LC_NAMES[cmd >>> 0] ?? `LC_0x${(cmd >>> 0).toString(16)}` }
 
 export function isMacho64(buf: Buffer): boolean { return buf.length >= 4 && buf.readUInt32LE(0) === MH_MAGIC_64 }

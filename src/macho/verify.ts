@@ -148,7 +148,7 @@ function hasManifest(m: MachoFile): boolean {
 }
 
 /** In images: decode __IMGDUMP,__manifest (its own CRC) and recompute every payload CRC. */
-export function checkManifest(m: MachoFile, buf: Buffer): string[] {
+function checkManifest(m: MachoFile, buf: Buffer): string[] {
   const sec = segmentCommands(m).flatMap(s => s.sections).find(x => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION)
   if (!sec) return []
   const problems: string[] = []

@@ -12,7 +12,7 @@ import {MachoError} from './errors.js'
 import {HEADER_SIZE, type LoadCommand, type MachoFile} from './model.js'
 import {commandName} from './read.js'
 
-export function encodeCommand(c: LoadCommand): Buffer {
+function encodeCommand(c: LoadCommand): Buffer {
   const out = Buffer.alloc(c.f.cmdsize)
   const fail = (why: string): never => { throw new MachoError('write', 'MACHO_BAD_COMMAND', `${commandName(c.f.cmd)}: ${why}`, {value: c.f.cmdsize}) }
   const need = (n: number) => { if (n > c.f.cmdsize) fail(`needs ${n} bytes, cmdsize is ${c.f.cmdsize}`) }

@@ -42,7 +42,7 @@ export interface SessionRecord {
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
-export function checkSessionName(name: string): string {
+function checkSessionName(name: string): string {
   if (!NAME_RE.test(name)) {
     throw new ImgdumpError('usage', 'BAD_SESSION_NAME', `bad session name ${JSON.stringify(name)}`, {
       hint: 'use 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit',

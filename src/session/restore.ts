@@ -16,7 +16,7 @@ const FD_CLOEXEC = 1
  * `imgdump run`) is passed on only if its fd really survives the exec; otherwise the
  * variables would point the image at whatever Node has open at that number.
  */
-export function imageEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+function imageEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = {...env}
   const fd = Number(env.IMGDUMP_CONTROL_FD)
   const flags = Number.isInteger(fd) && fd >= 0 ? libc().fcntl(fd, F_GETFD, 0) : -1

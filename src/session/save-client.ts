@@ -43,7 +43,7 @@ export function onLines(sock: net.Socket, fn: (o: Record<string, unknown>) => vo
 }
 
 /** The typed error a `{"t":"error"}` reply stands for (its phase picks the exit code). */
-export function replyError(m: SaveFailed): ImgdumpError {
+function replyError(m: SaveFailed): ImgdumpError {
   const phase: ErrorPhase = Object.hasOwn(EXIT_CODES, m.phase) && m.phase !== ('ok' as string) ? m.phase : 'save'
   return new ImgdumpError(phase, String(m.code), String(m.message), m.hint ? {hint: String(m.hint)} : {})
 }
