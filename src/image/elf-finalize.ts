@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import {encodeStruct, encodeStructs} from '../binary/field-table.js'
 import {NoteHeaderDef, ProgramHeaderDef} from '../elf/definitions.js'
 import {ImgdumpError} from '../errors.js'
-import {NOTE_OWNER_BYTES, type ElfImagePlan} from './elf-plan.js'
+import {NOTE_OWNER_BYTES, NOTE_PREFIX, type ElfImagePlan} from './elf-plan.js'
 import {alignUp} from '../binary/align.js'
 import {finalizeFrame, writeAt} from './finalize-frame.js'
 import {fdSource} from '../elf/byte-source.js'
@@ -34,10 +34,10 @@ export function prepareElfOutput(plan: ElfImagePlan, pending: PendingOutput): vo
 function tailBytes(plan: ElfImagePlan, manifest: Uint8Array): Uint8Array {
   const s = plan.elf
   const ph = encodeStructs(ProgramHeaderDef, s.phdrs)
-  const note = new Uint8Array(12 + NOTE_OWNER_BYTES.length + Number(alignUp(BigInt(manifest.length), 4n)))
+  const note = new Uint8Array(NOTE_PREFIX + Number(alignUp(BigInt(manifest.length), 4n)))
   encodeStruct(NoteHeaderDef, {n_namesz: NOTE_OWNER_BYTES.length, n_descsz: manifest.length, n_type: MANIFEST_NOTE_TYPE}, note, 0)
-  note.set(NOTE_OWNER_BYTES, 12)
-  note.set(manifest, 12 + NOTE_OWNER_BYTES.length)
+  note.set(NOTE_OWNER_BYTES, NoteHeaderDef.size)
+  note.set(manifest, NOTE_PREFIX)
   if (s.tailOffset + BigInt(ph.length) !== s.noteOffset) throw new ImgdumpError('internal', 'LAYOUT_DRIFT', 'note offset drifted from the plan')
   const out = new Uint8Array(ph.length + note.length)
   out.set(ph, 0)

@@ -6,8 +6,8 @@
  * `---p` without commit charge, so the kernel's program break lands above it.
  */
 import {crc32c} from '@node-rs/crc32'
-import {EM, ET, PF, PT, SHF, SHT, MAX_PHNUM, ProgramHeaderDef, type ProgramHeader} from '../elf/definitions.js'
-import {encodeStructs} from '../binary/field-table.js'
+import {EM, ET, ElfHeaderDef, PF, PT, SHF, SHT, MAX_PHNUM, NoteHeaderDef, ProgramHeaderDef, type ProgramHeader} from '../elf/definitions.js'
+import {encodeStructs, offsetOf} from '../binary/field-table.js'
 import {parseElf} from '../elf/reader.js'
 import {ImgdumpError} from '../errors.js'
 import {alignUp} from '../binary/align.js'
@@ -25,9 +25,10 @@ import type {ImagePlan, PlannedWrite, SaveRequest} from './save-types.js'
 import {editError, saveError} from './finalize-frame.js'
 
 const HUGE_PAGE = 0x200000n
-const PHDR_SIZE = 56n
-/** Note header (12) + "IMGDUMP\0" (8): the descriptor starts 4-aligned. */
-const NOTE_PREFIX = 20
+const PHDR_SIZE = BigInt(ProgramHeaderDef.size)
+export const NOTE_OWNER_BYTES = Buffer.from(MANIFEST_NOTE_OWNER + '\0', 'latin1')
+/** Note header + "IMGDUMP\0" (20 bytes): the descriptor starts 4-aligned. */
+export const NOTE_PREFIX = NoteHeaderDef.size + NOTE_OWNER_BYTES.length
 
 export interface FileCopy {offset: bigint; bytes: Uint8Array; crc32c: number}
 
@@ -286,8 +287,8 @@ function manifestSegments(data: DataSegmentRanges[], offsets: bigint[], runs: Ru
 
 /** e_phoff/e_phnum, and the section headers of saved data: PROGBITS at their new file offsets. */
 function patchHeaders(scan: ElfScan, patcher: OriginalPatcher, data: DataSegmentRanges[], offsets: bigint[], tailOffset: bigint, phnum: number): void {
-  patcher.patchU64(32n, tailOffset, 'e_phoff')
-  patcher.patchU16(56n, phnum, 'e_phnum')
+  patcher.patchU64(BigInt(offsetOf(ElfHeaderDef, 'e_phoff')), tailOffset, 'e_phoff')
+  patcher.patchU16(BigInt(offsetOf(ElfHeaderDef, 'e_phnum')), phnum, 'e_phnum')
   for (const s of scan.sections) {
     const h = s.header
     if ((h.sh_flags & SHF.SHF_ALLOC) === 0n) continue
@@ -322,4 +323,3 @@ function programHeaders(scan: ElfScan, data: DataSegmentRanges[], offsets: bigin
   return [...prefix, ...loads, ...rest, note]
 }
 
-export const NOTE_OWNER_BYTES = Buffer.from(MANIFEST_NOTE_OWNER + '\0', 'latin1')

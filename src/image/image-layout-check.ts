@@ -3,7 +3,7 @@
  * is renamed into place, and `imgdump verify` runs the same checks. Structural only — the
  * payload checksums are verify's job (they read every byte).
  */
-import {PT, MAX_PHNUM} from '../elf/definitions.js'
+import {PT, MAX_PHNUM, ProgramHeaderDef} from '../elf/definitions.js'
 import {normalize, type Range} from './address-ranges.js'
 import {hex} from '../binary/hex.js'
 import type {ElfScan} from '../elf/scan.js'
@@ -35,7 +35,7 @@ export function checkImageLayout(scan: ElfScan, manifest: Manifest, manifestOffs
   }
   for (const r of fileRanges) if (r.end > fileSize) bad('IMAGE_TRUNCATED', `a segment ends at ${hex(r.end)}, past the end of the file (${hex(fileSize)})`)
   const covering = (off: bigint, len: bigint) => loads.find((p) => off >= p.p_offset && off + len <= p.p_offset + p.p_filesz)
-  const phSize = BigInt(scan.phdrs.length * 56)
+  const phSize = BigInt(scan.phdrs.length * ProgramHeaderDef.size)
   if (!covering(scan.header.e_phoff, phSize)) bad('IMAGE_PHDR_NOT_LOADED', 'the program header table is not inside a PT_LOAD')
   const phdr = scan.firstOf(PT.PT_PHDR)
   const phLoad = covering(scan.header.e_phoff, phSize)
@@ -71,7 +71,7 @@ function checkSegments(scan: ElfScan, manifest: Manifest, fileSize: bigint, bad:
   const covered = normalize(pays.map((p) => ({start: p.fileOffset, end: p.fileOffset + p.length})))
   // Plus one payload per undo record (the patched bytes of the original).
   // and one for the moved program header table.
-  const phTable = {start: scan.header.e_phoff, end: scan.header.e_phoff + BigInt(scan.header.e_phnum * 56)}
+  const phTable = {start: scan.header.e_phoff, end: scan.header.e_phoff + BigInt(scan.header.e_phnum * ProgramHeaderDef.size)}
   const needed = normalize([...taken, ...manifest.undo.map((u) => ({start: u.fileOffset, end: u.fileOffset + BigInt(u.original.length)})),
     ...(phTable.start >= manifest.originalSize ? [phTable] : [])])
   const same = covered.length === needed.length && covered.every((r, i) => r.start === needed[i].start && r.end === needed[i].end)
