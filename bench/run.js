@@ -10,6 +10,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const benches = [
   ['alloc', 'alloc/run.js'],
   ['cycle', 'cycle/cycle-bench.ts'],
+  ['incremental', 'incremental/incremental-bench.ts'],
 ]
 const only = process.argv.slice(2)
 let failed = 0

@@ -33,9 +33,24 @@ void imgdump__alloc_unlock(void);
 
 /* One range of this process's memory to copy into the image file. */
 struct imgdump_write {
-  uint64_t addr;   /* start address in this process */
-  uint64_t size;   /* bytes */
-  uint64_t offset; /* file offset in the output */
+  uint64_t addr;     /* start address in this process */
+  uint64_t size;     /* bytes */
+  uint64_t offset;   /* file offset in the output */
+  uint64_t prev;     /* where the same bytes lie in the previous image, or IMGDUMP__NO_PREV */
+  uint64_t prev_len; /* how many of them the previous image holds (from addr on) */
+};
+#define IMGDUMP__NO_PREV UINT64_MAX
+
+/* Incremental saves: clean pages are copied from the previous image (reflink where the
+ * filesystem shares extents, copy_file_range elsewhere) instead of written from memory. */
+struct imgdump_copy_source {
+  int fd;                                                    /* the previous image */
+  int (*page_clean)(void *ctx, uint64_t addr, uint64_t prev_off);
+  void *ctx;
+  int no_reflink;        /* FICLONERANGE failed once: do not try again this save */
+  int no_copy;           /* copy_file_range failed once: write from memory */
+  uint64_t reflinked;    /* pages shared with the previous image (out) */
+  uint64_t copied;       /* pages copied by copy_file_range (out) */
 };
 
 /* pwrite each range at its offset (large writes), CRC32C of the bytes as written into
@@ -47,6 +62,11 @@ struct imgdump_write {
 #define IMGDUMP__WRITE_FLUSH 1u
 int imgdump__write_ranges(int fd, const struct imgdump_write *w, size_t n, uint32_t *crc_out,
                           uint64_t generation, unsigned flags, uint64_t *written);
+/* The same with clean pages taken from `src` (may be NULL); from_prev[i] (may be NULL) gets
+ * the pages of write i that came from the previous image. */
+int imgdump__write_ranges_from(int fd, const struct imgdump_write *w, size_t n, uint32_t *crc_out,
+                               uint64_t generation, unsigned flags, uint64_t *written,
+                               struct imgdump_copy_source *src, uint64_t *from_prev);
 
 /* CRC32C (Castagnoli), hardware instruction where available, table otherwise. Start with 0. */
 uint32_t imgdump__crc32c(uint32_t crc, const void *p, size_t n);

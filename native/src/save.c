@@ -6,6 +6,7 @@
  * everything here lives in a scratch arena outside the heap.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -17,9 +18,11 @@
 #include <unistd.h>
 
 #include "control.h"
+#include "dirty-track.h"
 #include "imgdump.h"
 #include "internal.h"
 #include "json-lite.h"
+#include "os.h"
 #include "pin.h"
 #include "process-facts.h"
 #include "save-fault.h"
@@ -41,7 +44,43 @@ struct save_job {
   const char *path;
   uint64_t generation;
   uint64_t brk;
+  struct dirty_snapshot dirty; /* what changed since the previous image (incremental saves) */
+  int image_ro;                /* read-only descriptor of the new image, for the next save */
 };
+
+/* Every range a save may write: the heap reservation, the registered regions and the
+ * executable's writable segments, page-rounded (what dirty tracking watches). */
+static size_t saved_ranges(const struct save_job *j, struct dirty_range *out, size_t cap) {
+  size_t n = 0;
+  const struct imgdump_heap_header *h = j->heap;
+  if (n < cap) out[n++] = (struct dirty_range){h->base, h->base + h->reserve};
+  for (uint32_t i = 0; i < h->n_regions && i < IMGDUMP_MAX_REGIONS && n < cap; i++) {
+    uint64_t a = h->regions[i].addr & ~4095ull;
+    out[n++] = (struct dirty_range){a, (h->regions[i].addr + h->regions[i].len + 4095) & ~4095ull};
+  }
+  struct own_image img;
+  own_image(&img);
+  for (size_t i = 0; i < img.phnum && n < cap; i++) {
+    const ElfW(Phdr) *ph = &img.phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uint64_t lo = img.bias + ph->p_vaddr;
+    out[n++] = (struct dirty_range){lo & ~4095ull, (lo + ph->p_memsz + 4095) & ~4095ull};
+  }
+  return n;
+}
+
+/* The `previous` and `tracking` parts of the save message. */
+static void describe_tracking(struct jw *w, const struct dirty_snapshot *d) {
+  jw_fmt(w, ",\"tracking\":{\"method\":\"%s\"", dirty_method_name(d->method));
+  if (d->why_full) {
+    jw_raw(w, ",\"why\":");
+    jw_str(w, d->why_full);
+  }
+  jw_raw(w, "}");
+  if (d->method == DIRTY_NONE) return;
+  jw_fmt(w, ",\"previous\":{\"source\":\"%s\",\"fd\":%d,\"generation\":%llu}", d->prev_is_exe ? "exe" : "fd",
+         d->prev_fd, (unsigned long long)d->prev_generation);
+}
 
 static int count_threads(void) {
   DIR *d = opendir("/proc/self/task");
@@ -92,7 +131,7 @@ static char *save_message(struct save_job *j) {
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   exe[n > 0 ? n : 0] = 0;
   struct imgdump_heap_header *h = j->heap;
-  jw_fmt(&w, "{\"t\":\"save\",\"id\":%u,\"path\":", j->id);
+  jw_fmt(&w, "{\"t\":\"save\",\"id\":%u,\"pid\":%d,\"path\":", j->id, (int)getpid());
   jw_str(&w, j->path);
   jw_fmt(&w, ",\"mode\":\"%s\",\"generation\":%llu,\"exe\":", mode_name(j->mode), (unsigned long long)j->generation);
   jw_str(&w, exe);
@@ -117,6 +156,7 @@ static char *save_message(struct save_job *j) {
   jw_hex(&w, f->stack_limit);
   jw_raw(&w, "},\"origin\":");
   if (f->is_image) jw_str(&w, exe); else jw_raw(&w, "null");
+  describe_tracking(&w, &j->dirty);
   jw_raw(&w, "}");
   return w.overflow ? NULL : buf;
 }
@@ -204,6 +244,9 @@ static int parse_writes(struct save_job *j, const struct jval *plan, struct imgd
   for (const struct jval *e = arr->child; e; e = e->next, i++) {
     if (json_hex(e, "addr", &w[i].addr) || json_hex(e, "size", &w[i].size) || json_hex(e, "offset", &w[i].offset))
       return IMGDUMP_EPROTO;
+    /* Optional: where the previous image holds these bytes (incremental saves). */
+    if (json_hex(e, "prev", &w[i].prev) || json_hex(e, "prevLen", &w[i].prev_len) || j->dirty.method == DIRTY_NONE)
+      w[i].prev = IMGDUMP__NO_PREV, w[i].prev_len = 0;
     if (!write_allowed(j, w[i].addr, w[i].size)) {
       imgdump__set_error("the planner asked for memory outside the saved ranges: 0x%llx+0x%llx",
                          (unsigned long long)w[i].addr, (unsigned long long)w[i].size);
@@ -215,19 +258,27 @@ static int parse_writes(struct save_job *j, const struct jval *plan, struct imgd
   return 0;
 }
 
+static int dirty_page_clean_cb(void *ctx, uint64_t addr, uint64_t prev_off) {
+  return dirty_page_clean(ctx, addr, prev_off);
+}
+
 /* Write the planned ranges and report their CRCs (or the failure). */
 static int write_payload(struct save_job *j, int out_fd, const struct imgdump_write *w, size_t n, unsigned flags) {
   uint32_t *crc = scratch_alloc(&j->s, (n + 1) * sizeof *crc);
+  uint64_t *from_prev = scratch_alloc(&j->s, (n + 1) * sizeof *from_prev);
   uint64_t written = 0;
-  int rc = crc ? 0 : -ENOMEM;
+  struct imgdump_copy_source copy = {.fd = j->dirty.prev_fd, .page_clean = dirty_page_clean_cb, .ctx = &j->dirty};
+  struct imgdump_copy_source *src = j->dirty.method != DIRTY_NONE ? &copy : NULL;
+  int rc = crc && from_prev ? 0 : -ENOMEM;
   if (!rc && save_fault_armed("mid-write")) { /* die with part of the payload written */
-    imgdump__write_ranges(out_fd, w, n > 1 ? n / 2 : n, crc, j->generation, flags, &written);
+    imgdump__write_ranges_from(out_fd, w, n > 1 ? n / 2 : n, crc, j->generation, flags, &written, src, from_prev);
     save_fault("mid-write");
   }
-  if (!rc) rc = imgdump__write_ranges(out_fd, w, n, crc, j->generation, flags, &written);
-  char *msg = scratch_alloc(&j->s, 64 + n * 12);
+  if (!rc) rc = imgdump__write_ranges_from(out_fd, w, n, crc, j->generation, flags, &written, src, from_prev);
+  size_t cap = 256 + n * 36;
+  char *msg = scratch_alloc(&j->s, cap);
   if (!msg) return IMGDUMP_ENOMEM;
-  struct jw jw = {msg, 64 + n * 12, 0, 0};
+  struct jw jw = {msg, cap, 0, 0};
   if (rc) {
     jw_fmt(&jw, "{\"t\":\"failed\",\"id\":%u,\"errno\":%d,\"message\":", j->id, -rc);
     jw_str(&jw, strerror(-rc));
@@ -238,14 +289,28 @@ static int write_payload(struct save_job *j, int out_fd, const struct imgdump_wr
     for (size_t i = 0; i < n; i++) jw_fmt(&jw, i ? ",%u" : "%u", crc[i]);
     jw_raw(&jw, "],\"bytes\":");
     jw_hex(&jw, written);
-    jw_raw(&jw, "}");
+    /* Pages of each write that came from the previous image, and how (protocol v1 addition). */
+    jw_fmt(&jw, ",\"tracking\":\"%s\",\"fromPrevious\":[", dirty_method_name(j->dirty.method));
+    for (size_t i = 0; i < n; i++) jw_fmt(&jw, i ? ",%llu" : "%llu", (unsigned long long)from_prev[i]);
+    jw_fmt(&jw, "],\"reflinked\":%llu,\"copied\":%llu}", (unsigned long long)copy.reflinked,
+           (unsigned long long)copy.copied);
   }
-  int src = planner_send(&j->planner, msg);
+  int sent = planner_send(&j->planner, msg);
+  if (!rc && getenv("IMGDUMP_REPORT") && strcmp(getenv("IMGDUMP_REPORT"), "0")) {
+    uint64_t pages = 0, taken = 0;
+    for (size_t i = 0; i < n; i++) pages += (w[i].size + 4095) / 4096, taken += from_prev[i];
+    char line[512];
+    snprintf(line, sizeof line, "imgdump: save generation %llu: tracking %s, %llu pages written, %llu from the previous image "
+             "(%llu reflinked, %llu copied)%s%s\n", (unsigned long long)j->generation, dirty_method_name(j->dirty.method),
+             (unsigned long long)(pages - taken), (unsigned long long)taken, (unsigned long long)copy.reflinked,
+             (unsigned long long)copy.copied, j->dirty.why_full ? ": full because " : "", j->dirty.why_full ? j->dirty.why_full : "");
+    imgdump__os_stderr(line);
+  }
   if (rc) {
     imgdump__set_error("writing the image failed: %s", strerror(-rc));
     return rc == -EFBIG ? IMGDUMP_EFBIG : IMGDUMP_EIO;
   }
-  return src;
+  return sent;
 }
 
 /* hello → save → plan(+fd) → pwrite → written → done. */
@@ -253,6 +318,8 @@ static int run_protocol(struct save_job *j) {
   int rc = planner_open(&j->planner, &j->s);
   if (rc) return rc;
   save_fault("hello");
+  struct dirty_range ranges[IMGDUMP_MAX_REGIONS + 8];
+  dirty_begin(&j->dirty, ranges, saved_ranges(j, ranges, sizeof ranges / sizeof ranges[0]));
   j->brk = j->heap->brk; /* from here on: no heap allocation until the payload is written */
   char *msg = save_message(j);
   if (!msg) { rc = IMGDUMP_ENOMEM; goto close_planner; }
@@ -268,6 +335,11 @@ static int run_protocol(struct save_job *j) {
   const struct jval *flush = json_get(plan, "flush");
   unsigned flags = flush && flush->type == J_BOOL && flush->boolean ? IMGDUMP__WRITE_FLUSH : 0;
   if ((rc = write_payload(j, out_fd, writes, n, flags))) goto close_out;
+  if (j->mode == IMGDUMP_CONTINUE) { /* the next save's previous image; read-only (see dirty_end) */
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", out_fd);
+    j->image_ro = open(self, O_RDONLY | O_CLOEXEC);
+  }
   close(out_fd);
   out_fd = -1;
   struct jval *done;
@@ -327,7 +399,8 @@ int imgdump__save_with_id(const char *path, unsigned flags, unsigned id) {
     imgdump__set_error("imgdump_save was called while a save is in progress");
     return IMGDUMP_EBUSY;
   }
-  struct save_job j = {.heap = heap, .id = id, .mode = flags};
+  struct save_job j = {.heap = heap, .id = id, .mode = flags, .image_ro = -1};
+  j.dirty.prev_fd = j.dirty.pagemap_fd = -1;
   imgdump__run_hooks(IMGDUMP_HOOK_SAVE);
   save_fault("hooks");
   int rc = check_preconditions(&j);
@@ -348,6 +421,8 @@ int imgdump__save_with_id(const char *path, unsigned flags, unsigned id) {
     if (sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ) && !sigismember(&old, SIGXFSZ))
       sigtimedwait(&xfsz, NULL, &now); /* consume it: the EFBIG was already reported */
     sigprocmask(SIG_SETMASK, &old, NULL);
+    dirty_end(&j.dirty, rc == 0, flags == IMGDUMP_CONTINUE, j.image_ro, j.generation);
+    j.image_ro = -1;
     if (!rc) saves.last_generation = j.generation;
   }
   __atomic_store_n(&heap->save_in_progress, 0, __ATOMIC_RELEASE);

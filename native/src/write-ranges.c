@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
@@ -45,11 +47,10 @@ struct substitute {
 
 static const unsigned char zeros[4096];
 
-/* Write [addr, addr+size) at off, taking substituted ranges from their sources. */
-static int write_one(int fd, const struct imgdump_write *w, const struct substitute *subs, int nsubs,
-                     unsigned flags, uint32_t *crc, uint64_t *written) {
-  uint64_t a = w->addr, end = w->addr + w->size, off = w->offset;
-  uint32_t c = 0;
+/* Write [a, end) at off, taking substituted ranges from their sources; CRC continues *crc. */
+static int write_span(int fd, uint64_t a, uint64_t end, uint64_t off, const struct substitute *subs, int nsubs,
+                      unsigned flags, uint32_t *crc, uint64_t *written) {
+  uint32_t c = *crc;
   while (a < end) {
     const void *src = (const void *)a;
     uint64_t n = end - a;
@@ -76,8 +77,98 @@ static int write_one(int fd, const struct imgdump_write *w, const struct substit
   return 0;
 }
 
+#define PAGE 4096ull
+#define COPY_PIECE (64ull << 20)
+
+/* Put [src_off, +len) of the previous image at dst_off: shared extents, else an in-kernel
+ * copy. 0, or 1 when neither works here (the caller writes the bytes from memory). */
+static int copy_from_prev(int out, struct imgdump_copy_source *src, uint64_t src_off, uint64_t dst_off, uint64_t len,
+                          unsigned flags, uint64_t *written) {
+  if (!src->no_reflink) {
+    struct file_clone_range r = {.src_fd = src->fd, .src_offset = src_off, .src_length = len, .dest_offset = dst_off};
+    if (ioctl(out, FICLONERANGE, &r) == 0) {
+      src->reflinked += len / PAGE;
+      *written += len;
+      return 0;
+    }
+    src->no_reflink = 1; /* EOPNOTSUPP, EXDEV, EINVAL (ext4, tmpfs, other filesystems): copy */
+  }
+  if (src->no_copy) return 1;
+  off64_t in = (off64_t)src_off, o = (off64_t)dst_off;
+  uint64_t left = len;
+  while (left) {
+    ssize_t k = copy_file_range(src->fd, &in, out, &o, left < COPY_PIECE ? left : COPY_PIECE, 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      if (left == len && k < 0 && errno != EFBIG && errno != ENOSPC && errno != EIO) { src->no_copy = 1; return 1; }
+      return k < 0 ? -errno : -EIO;
+    }
+    if (flags & IMGDUMP__WRITE_FLUSH) sync_file_range(out, o - k, k, SYNC_FILE_RANGE_WRITE);
+    left -= (uint64_t)k, *written += (uint64_t)k;
+  }
+  src->copied += len / PAGE;
+  return 0;
+}
+
+static int in_substitute(uint64_t a, uint64_t end, const struct substitute *subs, int nsubs) {
+  for (int i = 0; i < nsubs; i++)
+    if (a < subs[i].end && subs[i].start < end) return 1;
+  return 0;
+}
+
+/* A page the previous image holds unchanged: whole, not substituted, reported clean. */
+static int page_from_prev(const struct imgdump_write *w, struct imgdump_copy_source *src, uint64_t a,
+                          const struct substitute *subs, int nsubs) {
+  uint64_t prev_end = w->addr + (w->prev_len < w->size ? w->prev_len : w->size);
+  if (a % PAGE || a + PAGE > prev_end || in_substitute(a, a + PAGE, subs, nsubs)) return 0;
+  return src->page_clean(src->ctx, a, w->prev + (a - w->addr));
+}
+
+/* Write one planned range: runs of clean pages from the previous image, the rest from memory.
+ * The CRC is always over memory, in address order: the previous image is checked by it too. */
+static int write_one(int fd, const struct imgdump_write *w, const struct substitute *subs, int nsubs,
+                     unsigned flags, uint32_t *crc, uint64_t *written, struct imgdump_copy_source *src,
+                     uint64_t *from_prev) {
+  uint32_t c = 0;
+  uint64_t end = w->addr + w->size;
+  *from_prev = 0;
+  if (!src || w->prev == IMGDUMP__NO_PREV) {
+    int rc = write_span(fd, w->addr, end, w->offset, subs, nsubs, flags, &c, written);
+    *crc = c;
+    return rc;
+  }
+  uint64_t a = w->addr;
+  while (a < end) {
+    int clean = page_from_prev(w, src, a, subs, nsubs);
+    uint64_t run = a, next = (a | (PAGE - 1)) + 1;
+    if (next > end) next = end;
+    while (next < end && next - run < COPY_PIECE && page_from_prev(w, src, next, subs, nsubs) == clean) {
+      next += PAGE;
+      if (next > end) next = end;
+    }
+    uint64_t off = w->offset + (run - w->addr);
+    int rc = clean ? copy_from_prev(fd, src, w->prev + (run - w->addr), off, next - run, flags, written) : 1;
+    if (rc == 0) {
+      c = imgdump__crc32c(c, (const void *)run, (size_t)(next - run));
+      *from_prev += (next - run) / PAGE;
+    } else if (rc == 1) {
+      rc = write_span(fd, run, next, off, subs, nsubs, flags, &c, written);
+    }
+    if (rc < 0) return rc;
+    a = next;
+  }
+  *crc = c;
+  return 0;
+}
+
 int imgdump__write_ranges(int fd, const struct imgdump_write *w, size_t n, uint32_t *crc_out,
                           uint64_t generation, unsigned flags, uint64_t *written) {
+  return imgdump__write_ranges_from(fd, w, n, crc_out, generation, flags, written, NULL, NULL);
+}
+
+int imgdump__write_ranges_from(int fd, const struct imgdump_write *w, size_t n, uint32_t *crc_out,
+                               uint64_t generation, unsigned flags, uint64_t *written,
+                               struct imgdump_copy_source *src, uint64_t *from_prev) {
   uint64_t total = 0;
   if (written) *written = 0;
   if (fd < 0 || (n && !w)) return -EINVAL;
@@ -109,8 +200,10 @@ int imgdump__write_ranges(int fd, const struct imgdump_write *w, size_t n, uint3
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     uint32_t crc = 0;
-    rc = write_one(fd, &w[i], subs, nsubs, flags, &crc, &total);
+    uint64_t pages = 0;
+    rc = write_one(fd, &w[i], subs, nsubs, flags, &crc, &total, src, &pages);
     if (crc_out) crc_out[i] = crc;
+    if (from_prev) from_prev[i] = pages;
   }
   sigpending(&pending);
   if (!was_pending && sigismember(&pending, SIGXFSZ)) {

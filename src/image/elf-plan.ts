@@ -20,6 +20,8 @@ import {ElfScan} from '../elf/scan.js'
 import {encodeManifest, type Manifest, type ManifestPayload, type ManifestSegment, type ManifestUndo} from './manifest.js'
 import {MANIFEST_FLAGS, MANIFEST_FORMAT, MANIFEST_NOTE_OWNER} from './manifest-fields.js'
 import {loadOriginal, type OriginalExecutable} from './original-executable.js'
+import {assignPrevious, choosePrevious} from './previous-image.js'
+import {runningExecutable} from './running-executable.js'
 import {OriginalPatcher} from './original-patcher.js'
 import type {ImagePlan, PlannedWrite, SaveRequest} from './save-types.js'
 import {editError, saveError} from './finalize-frame.js'
@@ -66,7 +68,8 @@ interface Run {role: 'heap' | 'region'; addr: bigint; fileSize: bigint; memSize:
 
 export function planElfImage(req: SaveRequest): ElfImagePlan {
   const startedAt = performance.now()
-  const original = loadOriginal(req.exe, req.origin)
+  const running = runningExecutable(req)
+  const original = loadOriginal(running.open, running.open === running.label ? req.origin : null, undefined, running.label)
   // The ELF model's reader validates the whole original (bounds, overlaps, tables) before we edit it.
   if (!validated.has(original.bytes)) {
     parseElf(original.bytes)
@@ -93,6 +96,8 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
       phnum, 'register fewer regions')
   }
   const writes = plannedWrites(data, dataOffsets, runs, req.loadBias)
+  const previous = choosePrevious(req, original)
+  if (previous.segments) assignPrevious(writes, previous.segments)
   const copies = fileCopies(data, dataOffsets, patcher.patched)
   const segments = manifestSegments(data, dataOffsets, runs, req, brkEnd, reserveEnd)
 
@@ -135,6 +140,7 @@ export function planElfImage(req: SaveRequest): ElfImagePlan {
 
   return {
     request: req, writes, headerCopy: req.heap.header, fileSize: tailOffset + tailSize,
+    ...(previous.segments ? {} : {fullBecause: previous.why ?? 'no previous image'}),
     elf: {
       original, patched: patcher.patched, copies, phdrs, tailOffset, tailVaddr, noteOffset, manifestSize,
       manifest: manifestDraft, memoryPayload, relocations, startedAt, prepared: false,

@@ -88,8 +88,11 @@ let recent: OriginalExecutable | null = null
 /**
  * Load the original executable for a save from `origin` (an image) or `exe` (runtime or
  * image); `open` reads one candidate in its format (ELF by default; Mach-O: macho-plan.ts).
+ * `exe` may be the process's /proc/PID/exe (running-executable.ts); `label` is then the path
+ * to record and name in messages.
  */
-export function loadOriginal(exe: string, origin: string | null, open: (path: string) => OpenedExecutable = readElfImageOrExe): OriginalExecutable {
+export function loadOriginal(exe: string, origin: string | null, open: (path: string) => OpenedExecutable = readElfImageOrExe,
+  label = exe): OriginalExecutable {
   for (const candidate of origin ? [origin, exe] : [exe]) {
     let f: OpenedExecutable
     try {
@@ -103,17 +106,17 @@ export function loadOriginal(exe: string, origin: string | null, open: (path: st
       if (f.found) {
         const m = f.found.manifest
         const parentDigest = manifestDigest(f.found.bytes)
-        const path = m.runtimePath ?? candidate
+        const path = m.runtimePath ?? (candidate === exe ? label : candidate)
         if (recent && recent.digest.equals(Buffer.from(m.runtimeDigest))) return {...recent, path, parentDigest}
-        const bytes = reconstructOriginal(f.src, m, candidate)
+        const bytes = reconstructOriginal(f.src, m, candidate === exe ? label : candidate)
         recent = {bytes, path, digest: Buffer.from(m.runtimeDigest), parentDigest: null}
         return {...recent, parentDigest}
       }
       if (candidate === exe) {
         const read = f.src.read(0n, Number(f.src.size))
         const bytes = Buffer.from(read.buffer, read.byteOffset, read.length)
-        if (recent && recent.bytes.equals(bytes)) return {...recent, path: exe, parentDigest: null}
-        recent = {bytes, path: exe, digest: crypto.createHash('sha256').update(bytes).digest(), parentDigest: null}
+        if (recent && recent.bytes.equals(bytes)) return {...recent, path: label, parentDigest: null}
+        recent = {bytes, path: label, digest: crypto.createHash('sha256').update(bytes).digest(), parentDigest: null}
         return recent
       }
     } finally {

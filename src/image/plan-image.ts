@@ -9,6 +9,7 @@ import {planElfImage, type ElfImagePlan} from './elf-plan.js'
 import {finalizeMachoImage, planMachoImage, type MachoImagePlan} from './macho-plan.js'
 import type {ImagePlan, PendingOutput, SaveRequest, SaveResult} from './save-types.js'
 import {fileFormat} from '../inspect/file-format.js'
+import {runningExecutable} from './running-executable.js'
 
 export {createPendingOutput} from './output-file.js'
 
@@ -19,7 +20,7 @@ function asElf(plan: ImagePlan): ElfImagePlan {
 }
 
 export function planImage(req: SaveRequest): ImagePlan {
-  const format = fileFormat(req.exe)
+  const format = fileFormat(runningExecutable(req).open)
   if (format === 'elf') return planElfImage(req)
   if (format === 'macho' || format === 'fat') return planMachoImage(req) // refuses fat files with its own reason
   throw new ImgdumpError('edit', 'IMAGE_FORMAT_UNSUPPORTED', `${req.exe}: not an ELF or Mach-O executable`)

@@ -33,6 +33,23 @@ export interface SaveRequest {
   pinning: {noRandomize: boolean; stack: 'finite' | 'unlimited'; stackLimit: bigint}
   /** The image this process was restored from, or null when fresh. */
   origin: string | null
+  /** The runtime's process id (absent from older runtimes): the planner reads /proc/PID/exe. */
+  pid?: number
+  /** How the runtime knows its written pages, and why a save is full (absent: full, unknown). */
+  tracking?: {method: TrackingMethod; why?: string}
+  /** The previous image the runtime can copy clean pages from (incremental save), or absent. */
+  previous?: PreviousImage
+}
+
+/** none: full save; pagemap: pages of the image file still mapped are clean; uffd: write-protect tracking. */
+export type TrackingMethod = 'none' | 'pagemap' | 'uffd'
+
+export interface PreviousImage {
+  /** exe: the image the process runs from (/proc/PID/exe); fd: an image it wrote, held open as descriptor `fd`. */
+  source: 'exe' | 'fd'
+  fd: number
+  /** Generation recorded in that image. */
+  generation: bigint
 }
 
 /** One range of the runtime's memory that the runtime itself copies into the output. */
@@ -40,6 +57,23 @@ export interface PlannedWrite {
   addr: bigint
   size: bigint
   offset: bigint
+  /** Incremental saves: where the previous image holds these bytes, and how many of them (from addr on). */
+  prev?: bigint
+  prevLen?: bigint
+}
+
+/** What an incremental save took from its previous image (absent: a full save). */
+export interface SaveIncrement {
+  tracking: TrackingMethod
+  /** Why the save was full, when it was. */
+  why?: string
+  previousGeneration?: bigint
+  /** Pages of memory ranges written from memory, and taken from the previous image. */
+  pagesWritten: number
+  pagesFromPrevious: number
+  /** Of those: shared extents (reflink) and in-kernel copies (copy_file_range). */
+  reflinked: number
+  copied: number
 }
 
 /** A planned image: what the runtime must write, plus the image side's private state. */
@@ -56,6 +90,8 @@ export interface ImagePlan {
    * starting writeback while the runtime writes would only make that rewrite wait on it.
    */
   rewritesOutput?: boolean
+  /** Set when no previous image is used: why the save writes every page. */
+  fullBecause?: string
 }
 
 /** The output file being built: a temp file in the target directory until committed. */
@@ -80,4 +116,15 @@ export interface SaveResult {
   /** Pages (4 KiB) of the image written from memory by the runtime. */
   pages: number
   ms: number
+  /** How much of the save came from the previous image. */
+  increment?: SaveIncrement
+}
+
+/** What the runtime reported in `written` beyond the CRCs (protocol v1 additions). */
+export interface WrittenFacts {
+  tracking?: TrackingMethod
+  /** Per planned write: pages taken from the previous image. */
+  fromPrevious?: number[]
+  reflinked?: number
+  copied?: number
 }

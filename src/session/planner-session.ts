@@ -5,7 +5,7 @@
  * `imgdump plan-save` (one save, then the connection ends) and `imgdump run` (any number
  * of saves, re-hello after IMGDUMP_EXEC, saves requested from outside).
  */
-import type {ImagePlan, PendingOutput, SaveMode, SaveRequest, SaveResult} from '../image/save-types.js'
+import type {ImagePlan, PendingOutput, SaveIncrement, SaveMode, SaveRequest, SaveResult} from '../image/save-types.js'
 import {ImgdumpError, asTypedError} from '../errors.js'
 import {Channel} from './channel.js'
 import {faultPoint} from './fault.js'
@@ -171,9 +171,10 @@ export class PlannerSession {
       const planned = plan.writes.reduce((s, x) => s + x.size, 0n)
       if (w.bytes !== planned) throw protoError('PROTO_BAD_FIELD', `written: ${w.bytes} bytes reported, ${planned} planned`)
       const side = await this.imageSide()
-      const result = await side.finalizeImage(plan, flight.pending!, w.crc32c)
+      const increment = summarizeIncrement(plan, w)
+      const result = await side.finalizeImage(plan, flight.pending!, w.crc32c, increment)
       const ms = Math.round((performance.now() - flight.started) * 100) / 100
-      const done = {...result, ms}
+      const done = {...result, ms, increment}
       this.channel.send({t: 'done', id: w.id, path: done.path, bytes: done.bytes, pages: done.pages, ms})
       this.endSave({ok: true, request: flight.req, result: done})
     } catch (err) {
@@ -263,6 +264,23 @@ export class PlannerSession {
     for (const id of [...this.requests.keys()]) this.settleRequest(id, {ok: false, error: gone})
     this.events.closed?.(err)
   }
+}
+
+/** What the save took from its previous image, from the plan and the runtime's `written`. */
+export function summarizeIncrement(plan: ImagePlan, w: Written): SaveIncrement {
+  const fromPrevious = w.fromPrevious ?? []
+  if (fromPrevious.length !== 0 && fromPrevious.length !== plan.writes.length) {
+    throw protoError('PROTO_BAD_FIELD', `written: ${fromPrevious.length} fromPrevious counts for ${plan.writes.length} planned writes`)
+  }
+  let pages = 0
+  for (const x of plan.writes) pages += Number((x.size + 4095n) / 4096n)
+  const taken = fromPrevious.reduce((a, b) => a + b, 0)
+  if (taken > pages) throw protoError('PROTO_BAD_FIELD', `written: ${taken} pages from the previous image, only ${pages} planned`)
+  const out: SaveIncrement = {tracking: w.tracking ?? plan.request.tracking?.method ?? 'none', pagesWritten: pages - taken,
+    pagesFromPrevious: taken, reflinked: w.reflinked ?? 0, copied: w.copied ?? 0}
+  if (plan.fullBecause !== undefined) out.why = plan.fullBecause
+  if (plan.request.previous && plan.fullBecause === undefined) out.previousGeneration = plan.request.previous.generation
+  return out
 }
 
 function protoError(code: string, message: string): ImgdumpError {

@@ -4,7 +4,7 @@
  * counts are JSON numbers. Unknown keys are ignored, an unknown `t` is an error.
  * Framing (one JSON object per line, ≤ 1 MiB) is in line-reader.ts.
  */
-import type {LibraryFact, PlannedWrite, SaveMode, SaveRequest} from '../image/save-types.js'
+import type {LibraryFact, PlannedWrite, PreviousImage, SaveMode, SaveRequest, TrackingMethod, WrittenFacts} from '../image/save-types.js'
 import {ImgdumpError} from '../errors.js'
 import {hex} from '../binary/hex.js'
 
@@ -17,7 +17,7 @@ export interface Welcome {t: 'welcome'; v: number}
 export interface SaveMessage extends SaveRequest {t: 'save'}
 /** `flush`: start writeback while writing (the planner will fsync); absent means false. */
 export interface Plan {t: 'plan'; id: number; writes: PlannedWrite[]; headerCopy: bigint; flush: boolean}
-export interface Written {t: 'written'; id: number; crc32c: number[]; bytes: bigint}
+export interface Written extends WrittenFacts {t: 'written'; id: number; crc32c: number[]; bytes: bigint}
 export interface Failed {t: 'failed'; id: number; errno: number; message: string}
 /** The runtime could not start a requested save (threads, busy, hook cancelled…). */
 export interface Refused {t: 'refused'; id: number; code: number; message: string}
@@ -42,7 +42,9 @@ function protoError(code: string, message: string, value?: string | number): Img
 /** JSON of one message, without the newline. bigints become lower-case 0x hex. */
 export function encodeMessage(m: Message): string {
   // `generation` is a bigint in SaveRequest but a small count (JSON number) on the wire.
-  const wire = m.t === 'save' ? {...m, generation: Number(m.generation)} : m
+  const wire = m.t === 'save'
+    ? {...m, generation: Number(m.generation), previous: m.previous && {...m.previous, generation: Number(m.previous.generation)}}
+    : m
   return JSON.stringify(wire, (_k, v) => typeof v === 'bigint' ? hex(v) : v)
 }
 
@@ -97,6 +99,11 @@ class Fields {
     const v = this.o[key]
     if (typeof v !== 'boolean') this.bad(key, 'true or false')
     return v
+  }
+
+  /** A field added after version 1 was published: absent is undefined. */
+  has(key: string): boolean {
+    return this.o[key] !== undefined && this.o[key] !== null
   }
 
   /** A boolean added after version 1 was published: absent reads as false. */
@@ -174,8 +181,39 @@ function decodeSave(f: Fields): SaveMessage {
     },
     origin: f.strOrNull('origin'),
   }
+  // Added within version 1: absent from older runtimes.
+  if (f.has('pid')) req.pid = f.int('pid')
+  if (f.has('tracking')) {
+    const t = f.obj('tracking')
+    req.tracking = {method: t.oneOf('method', TRACKING)}
+    if (t.has('why')) req.tracking.why = t.str('why')
+  }
+  if (f.has('previous')) req.previous = decodePrevious(f.obj('previous'))
   checkSaveRanges(req)
   return req
+}
+
+const TRACKING = ['none', 'pagemap', 'uffd'] as const satisfies readonly TrackingMethod[]
+
+function decodePrevious(p: Fields): PreviousImage {
+  return {source: p.oneOf('source', ['exe', 'fd'] as const), fd: p.int('fd'), generation: BigInt(p.int('generation'))}
+}
+
+/** The `written` additions of incremental saves (protocol v1 additions; all optional). */
+function decodeWritten(f: Fields): Written {
+  const w: Written = {t: 'written', id: f.int('id'), crc32c: decodeCrcs(f), bytes: f.u64('bytes')}
+  if (f.has('tracking')) w.tracking = f.oneOf('tracking', TRACKING)
+  if (f.has('fromPrevious')) {
+    w.fromPrevious = f.list('fromPrevious').map((n, i) => {
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+        throw protoError('PROTO_BAD_FIELD', `written: fromPrevious[${i}] must be a non-negative integer, got ${JSON.stringify(n)}`)
+      }
+      return n
+    })
+  }
+  if (f.has('reflinked')) w.reflinked = f.int('reflinked')
+  if (f.has('copied')) w.copied = f.int('copied')
+  return w
 }
 
 /** Facts that must hold for any plan to make sense: brk inside the reservation, no wrap. */
@@ -193,7 +231,11 @@ function checkSaveRanges(req: SaveRequest): void {
 }
 
 function decodeWrites(f: Fields): PlannedWrite[] {
-  return f.objects('writes').map((w) => ({addr: w.u64('addr'), size: w.u64('size'), offset: w.u64('offset')}))
+  return f.objects('writes').map((w) => {
+    const out: PlannedWrite = {addr: w.u64('addr'), size: w.u64('size'), offset: w.u64('offset')}
+    if (w.has('prev')) { out.prev = w.u64('prev'); out.prevLen = w.u64('prevLen') }
+    return out
+  })
 }
 
 function decodeCrcs(f: Fields): number[] {
@@ -211,7 +253,7 @@ const DECODERS: Record<Message['t'], (f: Fields) => Message> = {
   save: decodeSave,
   plan: (f) => ({t: 'plan', id: f.int('id'), writes: decodeWrites(f), headerCopy: f.u64('headerCopy'),
     flush: f.optionalBool('flush')}),
-  written: (f) => ({t: 'written', id: f.int('id'), crc32c: decodeCrcs(f), bytes: f.u64('bytes')}),
+  written: decodeWritten,
   failed: (f) => ({t: 'failed', id: f.int('id'), errno: f.int('errno'), message: f.str('message')}),
   refused: (f) => ({t: 'refused', id: f.int('id'), code: f.num('code'), message: f.str('message')}),
   done: (f) => ({t: 'done', id: f.int('id'), path: f.str('path'), bytes: f.u64('bytes'), pages: f.int('pages'), ms: f.num('ms')}),
