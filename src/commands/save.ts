@@ -15,16 +15,22 @@ export interface SaveCommandResult {
   pages: number
   ms: number
   mbPerSecond: number
+  /** How the save used the previous image: tracking method, pages taken from it, why it was full. */
+  tracking: string
+  pagesFromPrevious: number
+  reflinked: number
+  copied: number
+  fullBecause?: string
 }
 
 export default class Save extends BaseCommand {
   static override description = `Save a running session as an executable image
 
-Asks the session (by name, or by the PID of its runtime) to save at its next
-imgdump_safepoint(). The runtime writes its memory into the image; imgdump writes the
-rest and renames the finished file over the target atomically. Prints size, pages
-written, time and throughput. --exec continues the runtime from the new image (same PID);
---exit ends it after the save. Exit codes: 9 no such session, 10 the runtime refused.`
+Asks the session (by name, or by the PID of its runtime) to save at its next imgdump_safepoint(). The runtime writes its memory into the image; imgdump writes the rest and renames the finished file over the target atomically.
+
+When the runtime has a previous image (the one it runs from, or its last save with CONTINUE), the save is incremental: pages not written since are copied from that image (shared extents on XFS and btrfs) and only the written pages come from memory. The result is still a whole, standalone image.
+
+Prints size, pages written, pages taken from the previous image, time and throughput. --exec continues the runtime from the new image (same PID); --exit ends it after the save. Exit codes: 9 no such session, 10 the runtime refused.`
 
   static override examples = [
     '<%= config.bin %> save work -o work.img',
@@ -54,11 +60,17 @@ written, time and throughput. --exec continues the runtime from the new image (s
     } finally {
       progress?.clear()
     }
+    const inc = saved.increment
     const result: SaveCommandResult = {
       session: session.name, pid: session.pid, path: saved.path, mode,
       bytes: saved.bytes, pages: saved.pages, ms: saved.ms, mbPerSecond: mbPerSecond(saved.bytes, saved.ms),
+      tracking: inc?.tracking ?? 'none', pagesFromPrevious: inc?.pagesFromPrevious ?? 0, reflinked: inc?.reflinked ?? 0,
+      copied: inc?.copied ?? 0, ...(inc?.why ? {fullBecause: inc.why} : {}),
     }
-    this.log(`saved ${result.path}: ${formatBytes(result.bytes)}, ${result.pages} pages written, ` +
+    const how = result.pagesFromPrevious > 0
+      ? ` (+${result.pagesFromPrevious} from the previous image, ${result.reflinked ? 'reflinked' : 'copied'}; tracking ${result.tracking})`
+      : result.fullBecause ? ` (full: ${result.fullBecause})` : ''
+    this.log(`saved ${result.path}: ${formatBytes(result.bytes)}, ${result.pages} pages written${how}, ` +
       `${result.ms.toFixed(1)} ms, ${result.mbPerSecond} MB/s`)
     return result
   }

@@ -30,7 +30,8 @@ export interface ImageDescription {
   loadBias: string
   heapHeader: string
   pinning: {pie: boolean; noRandomize: boolean; stackUnlimited: boolean; stackLimit: string}
-  segments: {role: string; address: string; memSize: string; fileOffset: string; fileSize: string}[]
+  /** `tracking`/`pagesWritten`: how the save that wrote the image knew written pages (absent in older images). */
+  segments: {role: string; address: string; memSize: string; fileOffset: string; fileSize: string; tracking?: string; pagesWritten?: number}[]
   payloads: {count: number; fromMemory: string; fromOriginal: string}
   undoRecords: number
   libraries: LibraryCompat[]
@@ -129,7 +130,8 @@ export function describeImage(path: string): {object: ImageDescription; text: st
       loadBias: hex(m.loadBias), heapHeader: hex(m.heapHeader),
       pinning: {pie: (m.flags & MANIFEST_FLAGS.pie) !== 0, noRandomize: (m.flags & MANIFEST_FLAGS.noRandomize) !== 0,
         stackUnlimited: (m.flags & MANIFEST_FLAGS.stackUnlimited) !== 0, stackLimit: hex(m.stackLimit)},
-      segments: m.segments.map((s) => ({role: s.role, address: hex(s.address), memSize: hex(s.memSize), fileOffset: hex(s.fileOffset), fileSize: hex(s.fileSize)})),
+      segments: m.segments.map((s) => ({role: s.role, address: hex(s.address), memSize: hex(s.memSize), fileOffset: hex(s.fileOffset), fileSize: hex(s.fileSize),
+        ...(s.tracking ? {tracking: s.tracking, pagesWritten: Number(s.pagesWritten ?? 0n)} : {})})),
       payloads: {count: m.payloads.length, fromMemory: sum('memory'), fromOriginal: sum('original')},
       undoRecords: m.undo.length, libraries,
       compatibility: {ok: problems.length === 0, pinningPossible: pinning, problems}, heap,
@@ -148,7 +150,8 @@ function renderImageText(d: ImageDescription): string {
     `  layout     ${d.pinning.pie ? 'PIE' : 'non-PIE'}, load bias ${d.loadBias}, heap header ${d.heapHeader}, ` +
       `stack rlimit ${d.pinning.stackUnlimited ? 'unlimited' : d.pinning.stackLimit}`,
     '  segments',
-    ...d.segments.map((s) => `    ${s.role.padEnd(11)} ${s.address.padStart(16)} mem ${s.memSize.padStart(12)} file ${s.fileOffset} +${s.fileSize}`),
+    ...d.segments.map((s) => `    ${s.role.padEnd(11)} ${s.address.padStart(16)} mem ${s.memSize.padStart(12)} file ${s.fileOffset} +${s.fileSize}` +
+      (s.tracking ? `  (${s.pagesWritten} pages written, tracking ${s.tracking})` : '')),
     `  payloads   ${d.payloads.count} (${d.payloads.fromMemory} bytes from memory, ${d.payloads.fromOriginal} from the original), undo records ${d.undoRecords}`,
     '  libraries',
     ...d.libraries.map((l) => `    ${l.ok ? 'ok ' : 'BAD'} ${l.base} ${l.path ?? '?'}${l.problem ? ` — ${l.problem}` : ''}`),

@@ -19,7 +19,7 @@ import {checkImageLayout} from './image-layout-check.js'
 import {encodeManifest} from './manifest.js'
 import {MANIFEST_NOTE_TYPE} from './manifest-fields.js'
 import {findManifest} from './original-executable.js'
-import type {PendingOutput, SaveResult} from './save-types.js'
+import type {PendingOutput, SaveIncrement, SaveResult} from './save-types.js'
 
 /** Write the original (patched) bytes and the data ranges taken from the file. Idempotent. */
 export function prepareElfOutput(plan: ElfImagePlan, pending: PendingOutput): void {
@@ -49,11 +49,11 @@ function tailBytes(plan: ElfImagePlan, manifest: Uint8Array): Uint8Array {
  * Finish the image after the runtime wrote its ranges (`crcs`: one CRC32C per planned write,
  * in order) and commit it atomically. On any failure the temp file is discarded.
  */
-export function finalizeElfImage(plan: ElfImagePlan, pending: PendingOutput, crcs: readonly number[]): SaveResult {
+export function finalizeElfImage(plan: ElfImagePlan, pending: PendingOutput, crcs: readonly number[], increment?: SaveIncrement): SaveResult {
   const s = plan.elf
   return finalizeFrame(plan, pending, crcs, s.startedAt, () => {
     prepareElfOutput(plan, pending)
-    const manifest = {...s.manifest, payloads: s.manifest.payloads.map((p) => ({...p}))}
+    const manifest = {...s.manifest, payloads: s.manifest.payloads.map((p) => ({...p})), segments: recordTracking(plan, increment)}
     s.memoryPayload.forEach((pi, wi) => { manifest.payloads[pi].crc32c = crcs[wi] >>> 0 })
     const bytes = encodeManifest(manifest)
     if (bytes.length !== s.manifestSize) throw new ImgdumpError('internal', 'LAYOUT_DRIFT', `manifest is ${bytes.length} bytes, planned ${s.manifestSize}`)
@@ -65,6 +65,19 @@ export function finalizeElfImage(plan: ElfImagePlan, pending: PendingOutput, crc
     validateWritten(plan, pending.fd)
     pending.commit()
   })
+}
+
+/** The segments with how the save knew its written pages, and how many of each it wrote. */
+function recordTracking(plan: ElfImagePlan, increment: SaveIncrement | undefined) {
+  const segments = plan.elf.manifest.segments.map((seg) => ({...seg}))
+  if (!increment) return segments
+  const memory = segments.filter((seg) => seg.role !== 'reservation')
+  for (const seg of memory) { seg.tracking = increment.tracking; seg.pagesWritten = 0n }
+  plan.writes.forEach((w, i) => {
+    const seg = memory.find((x) => w.addr >= x.address && w.addr < x.address + x.memSize)
+    if (seg) seg.pagesWritten! += (w.size + 4095n) / 4096n - BigInt(increment.fromPrevious?.[i] ?? 0)
+  })
+  return segments
 }
 
 /** Re-read the written headers and manifest from the file and run the layout validator. */

@@ -46,12 +46,12 @@ export const LibraryRecordDef = defineStruct('imgdump_manifest_library', [
 
 export const SegmentRecordDef = defineStruct('imgdump_manifest_segment', [
   {name: 'role', width: 4, doc: '1 data, 2 heap run, 3 region, 4 heap reservation'},
-  {name: 'reserved0', width: 4, doc: '0'},
+  {name: 'tracking', width: 4, doc: 'how the save knew written pages: 0 not recorded (older images), 1 none (full save), 2 pagemap, 3 uffd'},
   {name: 'address', width: 8, doc: 'run-time virtual address'},
   {name: 'mem_size', width: 8, doc: 'bytes in memory'},
   {name: 'file_offset', width: 8, doc: 'offset in the image file'},
   {name: 'file_size', width: 8, doc: 'bytes taken from the file'},
-  {name: 'reserved1', width: 8, doc: '0'},
+  {name: 'pages_written', width: 8, doc: 'with tracking: 4 KiB pages of this segment written from memory; the rest came from the previous image'},
 ] as const)
 
 export const PayloadRecordDef = defineStruct('imgdump_manifest_payload', [
@@ -74,6 +74,8 @@ export type PayloadRecord = StructValue<typeof PayloadRecordDef>
 export type UndoRecord = StructValue<typeof UndoRecordDef>
 
 export const SEGMENT_ROLE = {data: 1, heap: 2, region: 3, reservation: 4} as const
+/** Segment `tracking` codes; 0 means the image predates the field. */
+export const SEGMENT_TRACKING = {none: 1, pagemap: 2, uffd: 3} as const
 export type SegmentRole = keyof typeof SEGMENT_ROLE
 /** 3: bytes of the original executable that imgdump patched (one per undo record); 4: the moved program header table. */
 export const PAYLOAD_SOURCE = {memory: 1, original: 2, patched: 3, headers: 4} as const

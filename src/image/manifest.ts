@@ -6,14 +6,20 @@
  */
 import {crc32c} from '@node-rs/crc32'
 import {ImgdumpError} from '../errors.js'
+import type {TrackingMethod} from './save-types.js'
 import {decodeStruct, encodeStruct, type StructDef} from '../binary/field-table.js'
 import {
   LibraryRecordDef, MANIFEST_MAGIC, MANIFEST_VERSION, ManifestHeaderDef, NO_STRING, PAYLOAD_SOURCE,
-  PayloadRecordDef, SEGMENT_ROLE, SegmentRecordDef, UndoRecordDef, type PayloadSource, type SegmentRole,
+  PayloadRecordDef, SEGMENT_ROLE, SEGMENT_TRACKING, SegmentRecordDef, UndoRecordDef, type PayloadSource, type SegmentRole,
 } from './manifest-fields.js'
 
 export interface ManifestLibrary {base: bigint; path: string | null; buildId: string | null}
-export interface ManifestSegment {role: SegmentRole; address: bigint; memSize: bigint; fileOffset: bigint; fileSize: bigint}
+export interface ManifestSegment {
+  role: SegmentRole; address: bigint; memSize: bigint; fileOffset: bigint; fileSize: bigint
+  /** Recorded by saves since the session loop: how written pages were known, and how many of this segment's were written. */
+  tracking?: TrackingMethod
+  pagesWritten?: bigint
+}
 export interface ManifestPayload {fileOffset: bigint; length: bigint; crc32c: number; source: PayloadSource}
 export interface ManifestUndo {fileOffset: bigint; original: Uint8Array}
 
@@ -78,6 +84,7 @@ class BlobBuilder {
 
 const roleCode = (r: SegmentRole) => SEGMENT_ROLE[r]
 const roleName = new Map<number, SegmentRole>(Object.entries(SEGMENT_ROLE).map(([k, v]) => [v, k as SegmentRole]))
+const trackingName = new Map<number, TrackingMethod>(Object.entries(SEGMENT_TRACKING).map(([k, v]) => [v as number, k as TrackingMethod]))
 const sourceName = new Map<number, PayloadSource>(Object.entries(PAYLOAD_SOURCE).map(([k, v]) => [v, k as PayloadSource]))
 
 /** Serialise a manifest; the CRC32C is computed over the result with the crc field zero. */
@@ -91,8 +98,8 @@ export function encodeManifest(m: Manifest): Uint8Array {
   const blobBytes = blob.bytes()
   const tables: [StructDef, Record<string, unknown>[]][] = [
     [LibraryRecordDef, libs],
-    [SegmentRecordDef, m.segments.map((s) => ({role: roleCode(s.role), reserved0: 0, address: s.address,
-      mem_size: s.memSize, file_offset: s.fileOffset, file_size: s.fileSize, reserved1: 0n}))],
+    [SegmentRecordDef, m.segments.map((s) => ({role: roleCode(s.role), tracking: s.tracking ? SEGMENT_TRACKING[s.tracking] : 0,
+      address: s.address, mem_size: s.memSize, file_offset: s.fileOffset, file_size: s.fileSize, pages_written: s.pagesWritten ?? 0n}))],
     [PayloadRecordDef, m.payloads.map((p) => ({file_offset: p.fileOffset, length: p.length, crc32c: p.crc32c >>> 0, source: PAYLOAD_SOURCE[p.source]}))],
     [UndoRecordDef, undo],
   ]
@@ -190,7 +197,11 @@ function decodeTables(bytes: Uint8Array, h: ReturnType<typeof decodeStruct<typeo
       if (rec.address + rec.mem_size > 1n << 64n || rec.file_offset + rec.file_size > 1n << 64n || rec.file_size > rec.mem_size) {
         throw manifestError('parse', 'MANIFEST_BAD_SEGMENT', 'segment sizes overflow or file_size > mem_size', base + a, rec.mem_size)
       }
-      return {role, address: rec.address, memSize: rec.mem_size, fileOffset: rec.file_offset, fileSize: rec.file_size}
+      const seg: ManifestSegment = {role, address: rec.address, memSize: rec.mem_size, fileOffset: rec.file_offset, fileSize: rec.file_size}
+      const tracking = trackingName.get(rec.tracking)
+      if (rec.tracking !== 0 && !tracking) throw manifestError('parse', 'MANIFEST_BAD_SEGMENT', `segment tracking ${rec.tracking} unknown`, base + a + 4, rec.tracking)
+      if (tracking) { seg.tracking = tracking; seg.pagesWritten = rec.pages_written }
+      return seg
     }),
     payloads: pays.map(({at: a, rec}) => {
       const source = sourceName.get(rec.source)

@@ -7,7 +7,7 @@ import {ImgdumpError} from '../errors.js'
 import {finalizeElfImage, prepareElfOutput} from './elf-finalize.js'
 import {planElfImage, type ElfImagePlan} from './elf-plan.js'
 import {finalizeMachoImage, planMachoImage, type MachoImagePlan} from './macho-plan.js'
-import type {ImagePlan, PendingOutput, SaveRequest, SaveResult} from './save-types.js'
+import type {ImagePlan, PendingOutput, SaveIncrement, SaveRequest, SaveResult} from './save-types.js'
 import {fileFormat} from '../inspect/file-format.js'
 import {runningExecutable} from './running-executable.js'
 
@@ -33,7 +33,7 @@ export function prepareOutput(plan: ImagePlan, pending: PendingOutput): void {
   prepareElfOutput(asElf(plan), pending)
 }
 
-export function finalizeImage(plan: ImagePlan, pending: PendingOutput, crcs: readonly number[]): SaveResult {
+export function finalizeImage(plan: ImagePlan, pending: PendingOutput, crcs: readonly number[], increment?: SaveIncrement): SaveResult {
   if ('macho' in plan) return finalizeMachoImage(plan as MachoImagePlan, pending, crcs)
-  return finalizeElfImage(asElf(plan), pending, crcs)
+  return finalizeElfImage(asElf(plan), pending, crcs, increment)
 }

@@ -74,6 +74,8 @@ export interface SaveIncrement {
   /** Of those: shared extents (reflink) and in-kernel copies (copy_file_range). */
   reflinked: number
   copied: number
+  /** Per planned write: pages taken from the previous image (for the manifest's segment records). */
+  fromPrevious?: number[]
 }
 
 /** A planned image: what the runtime must write, plus the image side's private state. */

@@ -10,13 +10,13 @@ import net from 'node:net'
 import path from 'node:path'
 import {constants as osConstants} from 'node:os'
 import {isatty} from 'node:tty'
-import type {SaveMode} from '../image/save-types.js'
+import type {SaveIncrement, SaveMode} from '../image/save-types.js'
 import {ImgdumpError} from '../errors.js'
 import {closeFd, socketPair} from '../native/socket.js'
 import {loadImageSide, type ImageSide} from './image-side.js'
 import {PlannerSession, type SaveOutcome} from './planner-session.js'
 import {claimName, removeRecord, sessionDir, socketPath, type SessionRecord, writeRecord} from './registry.js'
-import {encodeLine, onLines, SESSION_SOCKET_VERSION, type SessionReply} from './save-client.js'
+import {encodeLine, onLines, SESSION_SOCKET_VERSION, type SavedIncrement, type SessionReply} from './save-client.js'
 
 export interface RunOptions {
   runtime: string
@@ -218,10 +218,16 @@ async function handleSaveAsk(planner: PlannerSession, o: Record<string, unknown>
   const result = await outcome
   if (result.ok) {
     const r = result.result
-    reply({t: 'saved', path: r.path, bytes: Number(r.bytes), pages: r.pages, ms: r.ms})
+    reply({t: 'saved', path: r.path, bytes: Number(r.bytes), pages: r.pages, ms: r.ms, ...(r.increment ? {increment: wireIncrement(r.increment)} : {})})
   } else {
     const e = result.error
     reply({t: 'error', phase: e.phase, code: e.code, message: e.message, ...(e.hint ? {hint: e.hint} : {})})
   }
   client.end()
+}
+
+/** SaveIncrement as JSON (the previous generation as a number). */
+function wireIncrement(i: SaveIncrement): SavedIncrement {
+  const {previousGeneration, fromPrevious: _perWrite, ...rest} = i
+  return previousGeneration === undefined ? rest : {...rest, previousGeneration: Number(previousGeneration)}
 }

@@ -174,7 +174,8 @@ export class PlannerSession {
       const increment = summarizeIncrement(plan, w)
       const result = await side.finalizeImage(plan, flight.pending!, w.crc32c, increment)
       const ms = Math.round((performance.now() - flight.started) * 100) / 100
-      const done = {...result, ms, increment}
+      // `pages`: what the runtime wrote from memory; the rest came from the previous image.
+      const done = {...result, ms, increment, pages: increment.pagesWritten}
       this.channel.send({t: 'done', id: w.id, path: done.path, bytes: done.bytes, pages: done.pages, ms})
       this.endSave({ok: true, request: flight.req, result: done})
     } catch (err) {
@@ -277,7 +278,8 @@ export function summarizeIncrement(plan: ImagePlan, w: Written): SaveIncrement {
   const taken = fromPrevious.reduce((a, b) => a + b, 0)
   if (taken > pages) throw protoError('PROTO_BAD_FIELD', `written: ${taken} pages from the previous image, only ${pages} planned`)
   const out: SaveIncrement = {tracking: w.tracking ?? plan.request.tracking?.method ?? 'none', pagesWritten: pages - taken,
-    pagesFromPrevious: taken, reflinked: w.reflinked ?? 0, copied: w.copied ?? 0}
+    pagesFromPrevious: taken, reflinked: w.reflinked ?? 0, copied: w.copied ?? 0,
+    fromPrevious: fromPrevious.length ? fromPrevious : plan.writes.map(() => 0)}
   if (plan.fullBecause !== undefined) out.why = plan.fullBecause
   if (plan.request.previous && plan.fullBecause === undefined) out.previousGeneration = plan.request.previous.generation
   return out

@@ -161,6 +161,14 @@ describe('session loop: one image path, generation after generation', function (
     assert.ok(lines.some((l) => l.includes('tracking none') && l.includes('IMGDUMP_INCREMENTAL=0')), lines.join('\n'))
     for (const l of lines.filter((x) => x.includes('tracking none'))) assert.equal(fromPrev(l), 0, l)
     assert.deepEqual(readdirSync(dir).sort(), ['s.img'], 'no temporary file left')
+    // The manifest records how the last save knew its written pages, per segment.
+    const ins = spawnSync(process.execPath, [CLI, 'inspect', '--json', join(dir, 's.img')], {encoding: 'utf8'})
+    assert.equal(ins.status, 0, ins.stderr)
+    const segs = JSON.parse(ins.stdout).segments as {role: string; tracking?: string; pagesWritten?: number; fileSize: string}[]
+    const memory = segs.filter((x) => x.role !== 'reservation')
+    assert.ok(memory.length >= 3 && memory.every((x) => x.tracking && typeof x.pagesWritten === 'number'), ins.stdout)
+    const heap = memory.find((x) => x.role === 'heap')!
+    assert.ok(heap.pagesWritten! * 4096 <= Number(BigInt(heap.fileSize)) + 4096, JSON.stringify(heap))
   })
 
   it('20 generations under imgdump run', async () => {

@@ -36,6 +36,26 @@ describe('bundled Lisp: save and restore', function () {
     assert.equal(restored.stdout, fresh.stdout + '1\n')
   })
 
+  it('the session loop: 20 saves over the file the process runs from keep every definition', () => {
+    const img = join(b.dir, 'loop.img')
+    // Generation by generation: define x_i, save over the image; 'continue, then 'exec, then 'exit and restart.
+    const step = (exe: string, from: number, to: number, last: 'continue' | 'exec' | 'exit') => {
+      const args: string[] = []
+      for (let i = from; i < to; i++) {
+        args.push('-e', `(define x${i} (list ${i} "v${i}"))`, '-e', `(save-image "${img}" '${i === to - 1 ? last : i % 2 ? 'exec' : 'continue'})`)
+      }
+      const r = run(exe, args, {env})
+      assert.equal(r.status, 0, `saving generations ${from}..${to - 1}: ${r.stderr}`)
+    }
+    step(b.exe, 0, 5, 'exit')
+    step(img, 5, 12, 'continue')
+    step(img, 12, 20, 'exit')
+    const all = Array.from({length: 20}, (_, i) => `x${i}`).join(' ')
+    const r = run(img, ['-p', `(list ${all})`, '-p', '(image-generation)'], {env})
+    assert.equal(r.status, 0, r.stderr)
+    assert.equal(r.stdout, `(${Array.from({length: 20}, (_, i) => `(${i} "v${i}")`).join(' ')})\n20\n`)
+  })
+
   it("'continue keeps running; the image starts at generation 1 with its own arguments", () => {
     const img = join(b.dir, 'cont-1')
     const r = run(b.exe, ['-e', '(define n 10)', '-p', `(save-image "${img}" 'continue)`, '-p', '(list n (image-generation))'], {env})
