@@ -27,7 +27,7 @@ IMGDUMP_PROCESS_LOCAL static struct {
   int pending_fd; /* valid when has_fd */
   int has_fd;
   int hello_done;
-  int fd_known; /* control_fd below was looked up in this exec */
+  int fd_known; /* imgdump__control_fd below was looked up in this exec */
   int fd;
 } io;
 
@@ -35,7 +35,7 @@ IMGDUMP_PROCESS_LOCAL static struct {
 static int control_fd_lookup(void);
 
 /* Safe points call this often: look the socket up once per exec. */
-int control_fd(void) {
+int imgdump__control_fd(void) {
   if (!io.fd_known) {
     io.fd = control_fd_lookup();
     io.fd_known = 1;
@@ -43,7 +43,7 @@ int control_fd(void) {
   return io.fd;
 }
 
-int control_idle(void) {
+int imgdump__control_idle(void) {
   if (!io.hello_done || io.len > 0) return 0; /* not connected yet, or a line is buffered */
   struct pollfd pf = {io.fd, POLLIN, 0};
   return poll(&pf, 1, 0) == 0;
@@ -63,7 +63,7 @@ static int control_fd_lookup(void) {
 static char **planner_environment(struct scratch *s) {
   size_t n = 0;
   while (environ[n]) n++;
-  char **env = scratch_alloc(s, (n + 1) * sizeof *env);
+  char **env = imgdump__scratch_alloc(s, (n + 1) * sizeof *env);
   if (!env) return NULL;
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
@@ -119,27 +119,27 @@ static int hello(struct planner *p, struct scratch *s) {
   exe[n > 0 ? n : 0] = 0;
   char buf[8192];
   struct jw w = {buf, sizeof buf, 0, 0};
-  jw_fmt(&w, "{\"t\":\"hello\",\"v\":1,\"pid\":%d,\"api\":%d,\"exe\":", (int)getpid(), IMGDUMP_API_VERSION);
-  jw_str(&w, exe);
-  jw_raw(&w, "}");
+  imgdump__jw_fmt(&w, "{\"t\":\"hello\",\"v\":1,\"pid\":%d,\"api\":%d,\"exe\":", (int)getpid(), IMGDUMP_API_VERSION);
+  imgdump__jw_str(&w, exe);
+  imgdump__jw_raw(&w, "}");
   if (w.overflow) return IMGDUMP_EPROTO;
-  int rc = planner_send(p, buf);
+  int rc = imgdump__planner_send(p, buf);
   char *line;
   int fd;
-  if (!rc) rc = planner_recv(p, s, &line, &fd, -1);
+  if (!rc) rc = imgdump__planner_recv(p, s, &line, &fd, -1);
   if (rc) return rc;
-  struct jval *v = json_parse(s, line);
-  const char *t = json_str(v, "t");
+  struct jval *v = imgdump__json_parse(s, line);
+  const char *t = imgdump__json_str(v, "t");
   if (!t || strcmp(t, "welcome")) {
-    const char *msg = json_str(v, "message");
+    const char *msg = imgdump__json_str(v, "message");
     imgdump__set_error("planner refused the connection: %s", msg ? msg : line);
     return IMGDUMP_EPROTO;
   }
   return 0;
 }
 
-int planner_open(struct planner *p, struct scratch *s) {
-  p->fd = control_fd();
+int imgdump__planner_open(struct planner *p, struct scratch *s) {
+  p->fd = imgdump__control_fd();
   p->child = 0;
   if (p->fd < 0) {
     /* A fresh connection: forget bytes of any previous standalone planner. */
@@ -148,7 +148,7 @@ int planner_open(struct planner *p, struct scratch *s) {
     int rc = spawn_planner(p, s);
     if (rc) return rc;
     rc = hello(p, s);
-    if (rc) planner_close(p);
+    if (rc) imgdump__planner_close(p);
     return rc;
   }
   if (io.hello_done) return 0;
@@ -157,7 +157,7 @@ int planner_open(struct planner *p, struct scratch *s) {
   return rc;
 }
 
-void planner_close(struct planner *p) {
+void imgdump__planner_close(struct planner *p) {
   if (p->child) {
     close(p->fd);
     int status;
@@ -168,7 +168,7 @@ void planner_close(struct planner *p) {
   }
 }
 
-int planner_send(struct planner *p, const char *line) {
+int imgdump__planner_send(struct planner *p, const char *line) {
   size_t n = strlen(line);
   struct iovec iov[2] = {{(void *)line, n}, {"\n", 1}};
   struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
@@ -221,17 +221,17 @@ static int receive_some(struct planner *p, int timeout_ms) {
   return 0;
 }
 
-int planner_recv(struct planner *p, struct scratch *s, char **line, int *fd_out, int timeout_ms) {
+int imgdump__planner_recv(struct planner *p, struct scratch *s, char **line, int *fd_out, int timeout_ms) {
   if (!io.buf) {
     struct scratch b;
-    if (scratch_open(&b, LINE_MAX_BYTES)) return IMGDUMP_ENOMEM;
+    if (imgdump__scratch_open(&b, LINE_MAX_BYTES)) return IMGDUMP_ENOMEM;
     io.buf = b.base; /* lives for the rest of this exec */
   }
   for (;;) {
     char *nl = memchr(io.buf, '\n', io.len);
     if (nl) {
       size_t n = (size_t)(nl - io.buf);
-      char *out = scratch_alloc(s, n + 1);
+      char *out = imgdump__scratch_alloc(s, n + 1);
       if (!out) return IMGDUMP_ENOMEM;
       memcpy(out, io.buf, n);
       out[n] = 0;

@@ -17,21 +17,21 @@ struct planner {
 
 /* Connect: the inherited control socket, or spawn `imgdump plan-save --fd 3`. Sends hello
  * and waits for welcome (once per exec on the orchestrated socket). 0 or IMGDUMP_E*. */
-int planner_open(struct planner *p, struct scratch *s);
+int imgdump__planner_open(struct planner *p, struct scratch *s);
 /* Release: a standalone planner is waited for; the orchestrated socket stays open. */
-void planner_close(struct planner *p);
+void imgdump__planner_close(struct planner *p);
 
 /* Send one line (a '\n' is appended). 0 or IMGDUMP_EPLANNER. */
-int planner_send(struct planner *p, const char *line);
+int imgdump__planner_send(struct planner *p, const char *line);
 /* Receive one line into the arena, NUL-terminated without its '\n'. A descriptor that
  * arrived with it is stored in *fd_out (else -1). timeout_ms < 0 waits forever; 0 polls.
  * 0, IMGDUMP_EPLANNER (EOF/error), IMGDUMP_EPROTO (line too long), or 1 (poll: nothing). */
-int planner_recv(struct planner *p, struct scratch *s, char **line, int *fd_out, int timeout_ms);
+int imgdump__planner_recv(struct planner *p, struct scratch *s, char **line, int *fd_out, int timeout_ms);
 
 /* The inherited control socket, or -1 (looked up once per exec). */
-int control_fd(void);
+int imgdump__control_fd(void);
 /* 1 when connected to the orchestrator and nothing is waiting on the socket: a safe point's
  * fast path (one poll with zero timeout, no allocation). */
-int control_idle(void);
+int imgdump__control_idle(void);
 
 #endif

@@ -67,7 +67,7 @@ IMGDUMP_PROCESS_LOCAL static struct {
   size_t n_armed;
 } track;
 
-const char *dirty_method_name(enum dirty_method m) {
+const char *imgdump__dirty_method_name(enum dirty_method m) {
   return m == DIRTY_UFFD ? "uffd" : m == DIRTY_PAGEMAP ? "pagemap" : "none";
 }
 
@@ -159,11 +159,11 @@ static void uffd_begin(struct dirty_snapshot *d, struct scratch *s, const struct
   int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (pm < 0) return;
   int usable = track.base_valid && track.base1;
-  struct dirty_range *armed = scratch_alloc(s, (track.n_armed + 1) * sizeof *armed);
-  struct harvest h = {scratch_alloc(s, SCAN_VEC * sizeof(struct pm_page_region)), NULL, 0, 0};
+  struct dirty_range *armed = imgdump__scratch_alloc(s, (track.n_armed + 1) * sizeof *armed);
+  struct harvest h = {imgdump__scratch_alloc(s, SCAN_VEC * sizeof(struct pm_page_region)), NULL, 0, 0};
   if (usable) { /* the rest of the arena holds the result (MAP_NORESERVE: only what is used is touched) */
     h.cap = (s->size - s->used) / sizeof *h.out - 1;
-    h.out = scratch_alloc(s, h.cap * sizeof *h.out);
+    h.out = imgdump__scratch_alloc(s, h.cap * sizeof *h.out);
   }
   int ok = armed && h.vec && (!usable || h.out);
   if (ok) memcpy(armed, track.armed, track.n_armed * sizeof *armed);
@@ -188,12 +188,12 @@ static void uffd_begin(struct dirty_snapshot *d, struct scratch *s, const struct
 /* The exe image's file mappings from /proc/self/maps (inode and device of /proc/self/exe). */
 static int read_exe_maps(struct dirty_snapshot *d, struct scratch *s, const struct stat *exe) {
   size_t len;
-  char *text = read_proc_file(s, "/proc/self/maps", &len);
+  char *text = imgdump__read_proc_file(s, "/proc/self/maps", &len);
   if (!text) return -1;
   size_t lines = 1;
   for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
-  d->maps = scratch_alloc(s, lines * sizeof *d->maps);
-  d->map_offsets = scratch_alloc(s, lines * sizeof *d->map_offsets);
+  d->maps = imgdump__scratch_alloc(s, lines * sizeof *d->maps);
+  d->map_offsets = imgdump__scratch_alloc(s, lines * sizeof *d->map_offsets);
   if (!d->maps || !d->map_offsets) return -1;
   for (char *line = text; line && *line;) {
     char *next = strchr(line, '\n');
@@ -214,11 +214,11 @@ static int read_exe_maps(struct dirty_snapshot *d, struct scratch *s, const stru
 /* One byte per page of the exe's mappings: 1 while the page is still the file's. */
 static int read_page_states(struct dirty_snapshot *d, struct scratch *s) {
   uint64_t total = 0;
-  d->map_first = scratch_alloc(s, (d->n_maps + 1) * sizeof *d->map_first);
+  d->map_first = imgdump__scratch_alloc(s, (d->n_maps + 1) * sizeof *d->map_first);
   if (!d->map_first) return -1;
   for (size_t m = 0; m < d->n_maps; m++) d->map_first[m] = total, total += (d->maps[m].end - d->maps[m].start) / IMGDUMP_PAGE;
-  d->page_clean = scratch_alloc(s, total + 1);
-  uint64_t *buf = scratch_alloc(s, 4096 * sizeof *buf);
+  d->page_clean = imgdump__scratch_alloc(s, total + 1);
+  uint64_t *buf = imgdump__scratch_alloc(s, 4096 * sizeof *buf);
   if (!d->page_clean || !buf) return -1;
   for (size_t m = 0; m < d->n_maps; m++) {
     uint64_t first = d->maps[m].start / IMGDUMP_PAGE, n = (d->maps[m].end - d->maps[m].start) / IMGDUMP_PAGE;
@@ -267,12 +267,12 @@ static void pagemap_begin(struct dirty_snapshot *d, struct scratch *s) {
 
 #define ARENA (64u << 20) /* up to ~4M written ranges */
 
-void dirty_begin(struct dirty_snapshot *d, const struct dirty_range *ranges, size_t n) {
+void imgdump__dirty_begin(struct dirty_snapshot *d, const struct dirty_range *ranges, size_t n) {
   memset(d, 0, sizeof *d);
   d->prev_fd = -1;
   d->pagemap_fd = -1;
   struct scratch *s = &d->arena;
-  if (scratch_open(s, ARENA)) { s->base = NULL; d->why_full = "no memory for the write tracking"; return; }
+  if (imgdump__scratch_open(s, ARENA)) { s->base = NULL; d->why_full = "no memory for the write tracking"; return; }
   /* A previous image this process wrote (CONTINUE) is newer than the one it runs from. The
    * page states of the image mapping are read before uffd arms anything (its markers read as
    * swap entries); the harvest runs even for a full save: it re-arms for the saves after it. */
@@ -301,7 +301,7 @@ static int find_range(const struct dirty_range *r, size_t n, uint64_t addr) {
   return -1;
 }
 
-int dirty_page_clean(struct dirty_snapshot *d, uint64_t addr, uint64_t prev_off) {
+int imgdump__dirty_page_clean(struct dirty_snapshot *d, uint64_t addr, uint64_t prev_off) {
   if (d->method == DIRTY_UFFD) {
     int a = find_range(d->armed, d->n_armed, addr);
     if (a < 0 || addr + IMGDUMP_PAGE > d->armed[a].end) return 0;
@@ -317,11 +317,11 @@ int dirty_page_clean(struct dirty_snapshot *d, uint64_t addr, uint64_t prev_off)
   return 0;
 }
 
-void dirty_end(struct dirty_snapshot *d, int ok, int continues, int image_fd, uint64_t generation) {
+void imgdump__dirty_end(struct dirty_snapshot *d, int ok, int continues, int image_fd, uint64_t generation) {
   if (d->pagemap_fd >= 0) close(d->pagemap_fd);
   if (d->prev_is_exe && d->prev_fd >= 0) close(d->prev_fd);
   d->pagemap_fd = d->prev_fd = -1;
-  if (d->arena.base) scratch_close(&d->arena);
+  if (d->arena.base) imgdump__scratch_close(&d->arena);
   d->arena.base = NULL;
   d->method = DIRTY_NONE;
   if (!track.uffd1 || !ok || !continues || image_fd < 0) {

@@ -26,7 +26,7 @@ struct dirty_range {
   uint64_t start, end;
 };
 
-/* The dirty knowledge of one save, taken at its snapshot point (dirty_begin). */
+/* The dirty knowledge of one save, taken at its snapshot point (imgdump__dirty_begin). */
 struct dirty_snapshot {
   struct scratch arena;     /* its own: the written list may be large (MAP_NORESERVE) */
   enum dirty_method method;
@@ -53,19 +53,19 @@ struct dirty_snapshot {
 /* At the save's snapshot point (single-threaded, nothing written yet): decide the method,
  * harvest and re-arm (uffd), arm the ranges not yet armed. `ranges` are the saved ranges of
  * this process (data segment, heap reservation, regions). Never fails: at worst DIRTY_NONE. */
-void dirty_begin(struct dirty_snapshot *d, const struct dirty_range *ranges, size_t n);
+void imgdump__dirty_begin(struct dirty_snapshot *d, const struct dirty_range *ranges, size_t n);
 
 /* 1 when the page at `addr` (page-aligned) holds the same bytes as the previous image at file
  * offset `prev_off`; 0 when it may not (dirty, unknown). */
-int dirty_page_clean(struct dirty_snapshot *d, uint64_t addr, uint64_t prev_off);
+int imgdump__dirty_page_clean(struct dirty_snapshot *d, uint64_t addr, uint64_t prev_off);
 
 /* After the save: `ok` and the mode tell whether the new image becomes the next previous
  * image (CONTINUE). `image_fd` is a read-only descriptor of it (or -1); it is taken over
  * (kept or closed). A read-only one: a writer would make exec of the image fail (ETXTBSY).
  * Closes what the snapshot opened. */
-void dirty_end(struct dirty_snapshot *d, int ok, int continues, int image_fd, uint64_t generation);
+void imgdump__dirty_end(struct dirty_snapshot *d, int ok, int continues, int image_fd, uint64_t generation);
 
 /* "none", "pagemap", "uffd". */
-const char *dirty_method_name(enum dirty_method m);
+const char *imgdump__dirty_method_name(enum dirty_method m);
 
 #endif

@@ -30,7 +30,7 @@ static const char *parse_string(struct parser *ps) {
   size_t n = 0;
   while (q[n] && q[n] != '"') n += (q[n] == '\\' && q[n + 1]) ? 2 : 1;
   if (q[n] != '"') return NULL;
-  char *out = scratch_alloc(ps->s, n * 3 + 1); /* \uXXXX expands to at most 3 UTF-8 bytes */
+  char *out = imgdump__scratch_alloc(ps->s, n * 3 + 1); /* \uXXXX expands to at most 3 UTF-8 bytes */
   if (!out) return NULL;
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
@@ -66,7 +66,7 @@ static const char *parse_string(struct parser *ps) {
 }
 
 static struct jval *parse_container(struct parser *ps, int is_obj) {
-  struct jval *v = scratch_alloc(ps->s, sizeof *v);
+  struct jval *v = imgdump__scratch_alloc(ps->s, sizeof *v);
   if (!v || ++ps->depth > 32) return NULL;
   v->type = is_obj ? J_OBJ : J_ARR;
   ps->p++;
@@ -98,7 +98,7 @@ static struct jval *parse_value(struct parser *ps) {
   skip_ws(ps);
   char c = *ps->p;
   if (c == '{' || c == '[') return parse_container(ps, c == '{');
-  struct jval *v = scratch_alloc(ps->s, sizeof *v);
+  struct jval *v = imgdump__scratch_alloc(ps->s, sizeof *v);
   if (!v) return NULL;
   if (c == '"') {
     v->type = J_STR;
@@ -120,7 +120,7 @@ static struct jval *parse_value(struct parser *ps) {
   return v;
 }
 
-struct jval *json_parse(struct scratch *s, const char *text) {
+struct jval *imgdump__json_parse(struct scratch *s, const char *text) {
   struct parser ps = {s, text, 0};
   struct jval *v = parse_value(&ps);
   if (!v) return NULL;
@@ -128,27 +128,27 @@ struct jval *json_parse(struct scratch *s, const char *text) {
   return *ps.p ? NULL : v;
 }
 
-const struct jval *json_get(const struct jval *obj, const char *key) {
+const struct jval *imgdump__json_get(const struct jval *obj, const char *key) {
   if (!obj || obj->type != J_OBJ) return NULL;
   for (const struct jval *m = obj->child; m; m = m->next)
     if (m->key && !strcmp(m->key, key)) return m;
   return NULL;
 }
 
-const char *json_str(const struct jval *obj, const char *key) {
-  const struct jval *v = json_get(obj, key);
+const char *imgdump__json_str(const struct jval *obj, const char *key) {
+  const struct jval *v = imgdump__json_get(obj, key);
   return v && v->type == J_STR ? v->str : NULL;
 }
 
-int json_num(const struct jval *obj, const char *key, double *out) {
-  const struct jval *v = json_get(obj, key);
+int imgdump__json_num(const struct jval *obj, const char *key, double *out) {
+  const struct jval *v = imgdump__json_get(obj, key);
   if (!v || v->type != J_NUM) return -1;
   *out = v->num;
   return 0;
 }
 
-int json_hex(const struct jval *obj, const char *key, uint64_t *out) {
-  const char *s = json_str(obj, key);
+int imgdump__json_hex(const struct jval *obj, const char *key, uint64_t *out) {
+  const char *s = imgdump__json_str(obj, key);
   if (!s || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || !s[2]) return -1;
   uint64_t v = 0;
   for (const char *p = s + 2; *p; p++) {
@@ -160,14 +160,14 @@ int json_hex(const struct jval *obj, const char *key, uint64_t *out) {
   return 0;
 }
 
-void jw_raw(struct jw *w, const char *s) {
+void imgdump__jw_raw(struct jw *w, const char *s) {
   size_t n = strlen(s);
   if (w->len + n + 1 > w->cap) { w->overflow = 1; return; }
   memcpy(w->buf + w->len, s, n + 1);
   w->len += n;
 }
 
-void jw_fmt(struct jw *w, const char *fmt, ...) {
+void imgdump__jw_fmt(struct jw *w, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   size_t room = w->len < w->cap ? w->cap - w->len : 0;
@@ -177,17 +177,17 @@ void jw_fmt(struct jw *w, const char *fmt, ...) {
   w->len += (size_t)n;
 }
 
-void jw_str(struct jw *w, const char *s) {
-  jw_raw(w, "\"");
+void imgdump__jw_str(struct jw *w, const char *s) {
+  imgdump__jw_raw(w, "\"");
   for (; s && *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') jw_fmt(w, "\\%c", c);
-    else if (c < 0x20) jw_fmt(w, "\\u%04x", c);
-    else { char one[2] = {(char)c, 0}; jw_raw(w, one); }
+    if (c == '"' || c == '\\') imgdump__jw_fmt(w, "\\%c", c);
+    else if (c < 0x20) imgdump__jw_fmt(w, "\\u%04x", c);
+    else { char one[2] = {(char)c, 0}; imgdump__jw_raw(w, one); }
   }
-  jw_raw(w, "\"");
+  imgdump__jw_raw(w, "\"");
 }
 
-void jw_hex(struct jw *w, uint64_t v) {
-  jw_fmt(w, "\"0x%llx\"", (unsigned long long)v);
+void imgdump__jw_hex(struct jw *w, uint64_t v) {
+  imgdump__jw_fmt(w, "\"0x%llx\"", (unsigned long long)v);
 }

@@ -23,12 +23,12 @@ struct jval {
 };
 
 /* Parse a NUL-terminated line; NULL on syntax error or arena exhaustion. */
-struct jval *json_parse(struct scratch *s, const char *text);
-const struct jval *json_get(const struct jval *obj, const char *key);
-const char *json_str(const struct jval *obj, const char *key);   /* NULL if absent / not a string */
-int json_num(const struct jval *obj, const char *key, double *out); /* 0 or -1 */
+struct jval *imgdump__json_parse(struct scratch *s, const char *text);
+const struct jval *imgdump__json_get(const struct jval *obj, const char *key);
+const char *imgdump__json_str(const struct jval *obj, const char *key);   /* NULL if absent / not a string */
+int imgdump__json_num(const struct jval *obj, const char *key, double *out); /* 0 or -1 */
 /* A "0x…" hex string member as uint64; 0 on success, -1 otherwise. */
-int json_hex(const struct jval *obj, const char *key, uint64_t *out);
+int imgdump__json_hex(const struct jval *obj, const char *key, uint64_t *out);
 
 /* Bounded writer: appends; `overflow` is set when the buffer was too small. */
 struct jw {
@@ -37,9 +37,9 @@ struct jw {
   size_t len;
   int overflow;
 };
-void jw_raw(struct jw *w, const char *s);
-void jw_fmt(struct jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void jw_str(struct jw *w, const char *s); /* quoted and escaped */
-void jw_hex(struct jw *w, uint64_t v);    /* "0x…" */
+void imgdump__jw_raw(struct jw *w, const char *s);
+void imgdump__jw_fmt(struct jw *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void imgdump__jw_str(struct jw *w, const char *s); /* quoted and escaped */
+void imgdump__jw_hex(struct jw *w, uint64_t v);    /* "0x…" */
 
 #endif

@@ -13,7 +13,7 @@ static const char *blob_str(const struct manifest *m, uint32_t off) {
   return (const char *)m->blob + off;
 }
 
-int manifest_decode(const void *p, size_t len, struct manifest *m) {
+int imgdump__manifest_decode(const void *p, size_t len, struct manifest *m) {
   const unsigned char *b = p;
   memset(m, 0, sizeof *m);
   if (len < MANIFEST_HEADER_SIZE || memcmp(b, "IMGDMNF1", 8) || rd32(b + 8) != MANIFEST_VERSION) return -1;
@@ -45,14 +45,14 @@ int manifest_decode(const void *p, size_t len, struct manifest *m) {
   return 0;
 }
 
-void manifest_library(const struct manifest *m, uint32_t i, struct manifest_library *out) {
+void imgdump__manifest_library(const struct manifest *m, uint32_t i, struct imgdump__manifest_library *out) {
   const unsigned char *r = m->libraries + (size_t)i * MANIFEST_LIBRARY_SIZE;
   out->base = rd64(r);
   out->path = blob_str(m, rd32(r + 8));
   out->build_id = blob_str(m, rd32(r + 12));
 }
 
-void manifest_segment(const struct manifest *m, uint32_t i, struct manifest_segment *out) {
+void imgdump__manifest_segment(const struct manifest *m, uint32_t i, struct imgdump__manifest_segment *out) {
   const unsigned char *r = m->segments + (size_t)i * MANIFEST_SEGMENT_SIZE;
   out->role = rd32(r);
   out->address = rd64(r + 8);

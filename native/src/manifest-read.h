@@ -40,21 +40,21 @@ struct manifest {
   uint32_t blob_size;
 };
 
-struct manifest_library {
+struct imgdump__manifest_library {
   uint64_t base;
   const char *path;     /* NULL if none */
   const char *build_id; /* NULL if none */
 };
 
-struct manifest_segment {
+struct imgdump__manifest_segment {
   uint32_t role;
   uint64_t address, mem_size, file_offset, file_size;
 };
 
 /* Validate and decode `len` bytes at `p`. Returns 0 or a negative reason:
  * -1 bad magic/version, -2 sizes out of bounds, -3 checksum mismatch. */
-int manifest_decode(const void *p, size_t len, struct manifest *m);
-void manifest_library(const struct manifest *m, uint32_t i, struct manifest_library *out);
-void manifest_segment(const struct manifest *m, uint32_t i, struct manifest_segment *out);
+int imgdump__manifest_decode(const void *p, size_t len, struct manifest *m);
+void imgdump__manifest_library(const struct manifest *m, uint32_t i, struct imgdump__manifest_library *out);
+void imgdump__manifest_segment(const struct manifest *m, uint32_t i, struct imgdump__manifest_segment *out);
 
 #endif

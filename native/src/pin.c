@@ -11,7 +11,7 @@
 #include "process-facts.h"
 #include "scratch.h"
 
-void pin_probe(struct pin_state *st) {
+void imgdump__pin_probe(struct pin_state *st) {
   int persona = personality(0xffffffff);
   struct rlimit rl;
   memset(st, 0, sizeof *st);
@@ -24,7 +24,7 @@ void pin_probe(struct pin_state *st) {
 static char **split_vector(struct scratch *s, char *buf, size_t len, int extra) {
   size_t n = 0;
   for (size_t i = 0; i < len; i++) n += buf[i] == 0;
-  char **v = scratch_alloc(s, (n + (size_t)extra + 1) * sizeof *v);
+  char **v = imgdump__scratch_alloc(s, (n + (size_t)extra + 1) * sizeof *v);
   if (!v) return NULL;
   size_t k = 0;
   for (size_t i = 0; i < len; i += strlen(buf + i) + 1) v[k++] = buf + i;
@@ -51,17 +51,17 @@ static const char *reexec_path(void) {
   return "/proc/self/exe";
 }
 
-int pin_reexec(struct pin_state *st, uint64_t stack_limit) {
+int imgdump__pin_reexec(struct pin_state *st, uint64_t stack_limit) {
   struct scratch s = {0};
-  int rc = scratch_open(&s, 1 << 20);
+  int rc = imgdump__scratch_open(&s, 1 << 20);
   if (rc) return rc;
   size_t alen = 0, elen = 0;
-  char *args = read_proc_file(&s, "/proc/self/cmdline", &alen);
-  char *env = read_proc_file(&s, "/proc/self/environ", &elen);
+  char *args = imgdump__read_proc_file(&s, "/proc/self/cmdline", &alen);
+  char *env = imgdump__read_proc_file(&s, "/proc/self/environ", &elen);
   char **argv = args ? split_vector(&s, args, alen, 0) : NULL;
   char **envp = env ? split_vector(&s, env, elen, 2) : NULL;
-  if (!argv || !envp || !argv[0]) { scratch_close(&s); return -ENOMEM; }
-  if (env_has(envp, PIN_REEXEC_ENV)) { scratch_close(&s); return -EAGAIN; }
+  if (!argv || !envp || !argv[0]) { imgdump__scratch_close(&s); return -ENOMEM; }
+  if (env_has(envp, PIN_REEXEC_ENV)) { imgdump__scratch_close(&s); return -EAGAIN; }
 
   size_t n = 0;
   while (envp[n]) n++;
@@ -69,34 +69,34 @@ int pin_reexec(struct pin_state *st, uint64_t stack_limit) {
   struct rlimit rl;
   getrlimit(RLIMIT_STACK, &rl);
   if (rl.rlim_cur == RLIM_INFINITY) {
-    char *var = scratch_alloc(&s, 64);
+    char *var = imgdump__scratch_alloc(&s, 64);
     snprintf(var, 64, PIN_STACK_ENV "=unlimited");
     envp[n++] = var;
     rl.rlim_cur = stack_limit && stack_limit < rl.rlim_max ? stack_limit : PIN_DEFAULT_STACK;
-    if (setrlimit(RLIMIT_STACK, &rl)) { scratch_close(&s); return -errno; }
+    if (setrlimit(RLIMIT_STACK, &rl)) { imgdump__scratch_close(&s); return -errno; }
   }
   envp[n] = NULL;
 
   int persona = personality(0xffffffff);
   if (persona == -1 || personality((unsigned long)persona | ADDR_NO_RANDOMIZE) == -1) {
     st->denied_errno = errno;
-    scratch_close(&s);
+    imgdump__scratch_close(&s);
     return -EPERM;
   }
   execve(reexec_path(), argv, envp);
   rc = -errno;
   execve("/proc/self/exe", argv, envp);
   personality((unsigned long)persona);
-  scratch_close(&s);
+  imgdump__scratch_close(&s);
   return rc;
 }
 
-void pin_release_children(void) {
+void imgdump__pin_release_children(void) {
   int persona = personality(0xffffffff);
   if (persona != -1 && (persona & ADDR_NO_RANDOMIZE)) personality((unsigned long)persona & ~(unsigned long)ADDR_NO_RANDOMIZE);
 }
 
-int pin_for_exec(void) {
+int imgdump__pin_for_exec(void) {
   int persona = personality(0xffffffff);
   if (persona == -1 || personality((unsigned long)persona | ADDR_NO_RANDOMIZE) == -1) return -errno;
   return 0;

@@ -21,16 +21,16 @@ struct pin_state {
 };
 
 /* Is the current process's layout pinned? Fills st. Raw syscalls only. */
-void pin_probe(struct pin_state *st);
+void imgdump__pin_probe(struct pin_state *st);
 
 /* Re-exec this process pinned, with soft stack limit `stack_limit` when the current one is
  * unlimited. Returns only on failure (-errno; st->denied_errno set when personality was
  * refused) or when a previous pinning re-exec already happened (loop guard: -EAGAIN). */
-int pin_reexec(struct pin_state *st, uint64_t stack_limit);
+int imgdump__pin_reexec(struct pin_state *st, uint64_t stack_limit);
 
 /* Clear ADDR_NO_RANDOMIZE again so that children get normal randomisation. */
-void pin_release_children(void);
+void imgdump__pin_release_children(void);
 /* Set ADDR_NO_RANDOMIZE for an execve that must land pinned (IMGDUMP_EXEC). 0 or -errno. */
-int pin_for_exec(void);
+int imgdump__pin_for_exec(void);
 
 #endif

@@ -5,7 +5,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 
-void own_image(struct own_image *out) {
+void imgdump__own_image(struct imgdump__own_image *out) {
   out->phdr = (const ElfW(Phdr) *)getauxval(AT_PHDR);
   out->phnum = getauxval(AT_PHNUM);
   out->bias = 0;
@@ -34,7 +34,7 @@ static const void *find_in_notes(const unsigned char *p, size_t size, const char
   return NULL;
 }
 
-const void *own_note(const struct own_image *img, const char *owner, uint32_t type, size_t *len) {
+const void *imgdump__own_note(const struct imgdump__own_image *img, const char *owner, uint32_t type, size_t *len) {
   for (size_t i = 0; i < img->phnum; i++) {
     const ElfW(Phdr) *ph = &img->phdr[i];
     if (ph->p_type != PT_NOTE) continue;
@@ -45,7 +45,7 @@ const void *own_note(const struct own_image *img, const char *owner, uint32_t ty
   return NULL;
 }
 
-int build_id_hex(uint64_t base, const ElfW(Phdr) *phdr, size_t phnum, char *hex, size_t cap) {
+int imgdump__build_id_hex(uint64_t base, const ElfW(Phdr) *phdr, size_t phnum, char *hex, size_t cap) {
   for (size_t i = 0; i < phnum; i++) {
     if (phdr[i].p_type != PT_NOTE) continue;
     size_t len;
@@ -78,20 +78,20 @@ static int iterate_one(struct dl_phdr_info *info, size_t size, void *data) {
     return 0; /* the vDSO changes with the kernel and is not a file */
   char hex[129];
   struct library_fact f = {info->dlpi_name, info->dlpi_addr, NULL};
-  if (build_id_hex(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum, hex, sizeof hex) == 0) f.build_id = hex;
+  if (imgdump__build_id_hex(info->dlpi_addr, info->dlpi_phdr, info->dlpi_phnum, hex, sizeof hex) == 0) f.build_id = hex;
   return ctx->fn(&f, ctx->arg);
 }
 
-int for_each_library(int (*fn)(const struct library_fact *, void *), void *arg) {
+int imgdump__for_each_library(int (*fn)(const struct library_fact *, void *), void *arg) {
   struct iter_ctx ctx = {fn, arg, 0};
   return dl_iterate_phdr(iterate_one, &ctx);
 }
 
-char *read_proc_file(struct scratch *s, const char *path, size_t *len) {
+char *imgdump__read_proc_file(struct scratch *s, const char *path, size_t *len) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
   size_t cap = 1 << 16, n = 0;
-  char *buf = scratch_alloc(s, cap);
+  char *buf = imgdump__scratch_alloc(s, cap);
   for (;;) {
     if (!buf) { close(fd); return NULL; }
     ssize_t r = read(fd, buf + n, cap - n - 1);
@@ -99,7 +99,7 @@ char *read_proc_file(struct scratch *s, const char *path, size_t *len) {
     if (r == 0) break;
     n += (size_t)r;
     if (n + 1 == cap) { /* grow: copy into a bigger block (the arena never frees) */
-      char *bigger = scratch_alloc(s, cap * 4);
+      char *bigger = imgdump__scratch_alloc(s, cap * 4);
       if (bigger) memcpy(bigger, buf, n);
       buf = bigger;
       cap *= 4;

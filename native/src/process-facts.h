@@ -12,20 +12,20 @@
 #include <stdint.h>
 #include "scratch.h"
 
-struct own_image {
+struct imgdump__own_image {
   const ElfW(Phdr) *phdr;
   size_t phnum;
   uint64_t bias;
 };
 
 /* This executable's program headers and load bias (0 for ET_EXEC). Safe inside malloc. */
-void own_image(struct own_image *out);
+void imgdump__own_image(struct imgdump__own_image *out);
 
 /* The descriptor of the note (owner, type) inside a loaded PT_NOTE, or NULL. */
-const void *own_note(const struct own_image *img, const char *owner, uint32_t type, size_t *len);
+const void *imgdump__own_note(const struct imgdump__own_image *img, const char *owner, uint32_t type, size_t *len);
 
 /* Lower-case hex of the GNU build-id among `phdr` (loaded at `base`) into hex[0..2*20+1]. */
-int build_id_hex(uint64_t base, const ElfW(Phdr) *phdr, size_t phnum, char *hex, size_t cap);
+int imgdump__build_id_hex(uint64_t base, const ElfW(Phdr) *phdr, size_t phnum, char *hex, size_t cap);
 
 struct library_fact {
   const char *path;
@@ -34,9 +34,9 @@ struct library_fact {
 };
 
 /* Call fn for every loaded shared object except the main program and the vDSO. */
-int for_each_library(int (*fn)(const struct library_fact *, void *), void *arg);
+int imgdump__for_each_library(int (*fn)(const struct library_fact *, void *), void *arg);
 
 /* Read a /proc file whole into the arena (NUL-terminated); NULL on failure. */
-char *read_proc_file(struct scratch *s, const char *path, size_t *len);
+char *imgdump__read_proc_file(struct scratch *s, const char *path, size_t *len);
 
 #endif

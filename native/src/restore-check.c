@@ -50,11 +50,11 @@ static void refuse_library(const char *fmt, ...) {
 
 static void check_libraries(const struct manifest *m) {
   for (uint32_t i = 0; i < m->n_libraries; i++) {
-    struct manifest_library lib;
-    manifest_library(m, i, &lib);
+    struct imgdump__manifest_library lib;
+    imgdump__manifest_library(m, i, &lib);
     if (!lib.path) continue;
     struct lib_lookup l = {.path = lib.path};
-    for_each_library(match_library, &l);
+    imgdump__for_each_library(match_library, &l);
     if (!l.found) refuse_library("library %s is not loaded in this process", lib.path);
     if (l.base != lib.base)
       refuse_library("library %s is loaded at 0x%llx, but was at 0x%llx when the image was saved", lib.path,

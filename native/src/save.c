@@ -58,8 +58,8 @@ static size_t saved_ranges(const struct save_job *j, struct dirty_range *out, si
     uint64_t a = h->regions[i].addr & ~4095ull;
     out[n++] = (struct dirty_range){a, (h->regions[i].addr + h->regions[i].len + 4095) & ~4095ull};
   }
-  struct own_image img;
-  own_image(&img);
+  struct imgdump__own_image img;
+  imgdump__own_image(&img);
   for (size_t i = 0; i < img.phnum && n < cap; i++) {
     const ElfW(Phdr) *ph = &img.phdr[i];
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
@@ -71,14 +71,14 @@ static size_t saved_ranges(const struct save_job *j, struct dirty_range *out, si
 
 /* The `previous` and `tracking` parts of the save message. */
 static void describe_tracking(struct jw *w, const struct dirty_snapshot *d) {
-  jw_fmt(w, ",\"tracking\":{\"method\":\"%s\"", dirty_method_name(d->method));
+  imgdump__jw_fmt(w, ",\"tracking\":{\"method\":\"%s\"", imgdump__dirty_method_name(d->method));
   if (d->why_full) {
-    jw_raw(w, ",\"why\":");
-    jw_str(w, d->why_full);
+    imgdump__jw_raw(w, ",\"why\":");
+    imgdump__jw_str(w, d->why_full);
   }
-  jw_raw(w, "}");
+  imgdump__jw_raw(w, "}");
   if (d->method == DIRTY_NONE) return;
-  jw_fmt(w, ",\"previous\":{\"source\":\"%s\",\"fd\":%d,\"generation\":%llu}", d->prev_is_exe ? "exe" : "fd",
+  imgdump__jw_fmt(w, ",\"previous\":{\"source\":\"%s\",\"fd\":%d,\"generation\":%llu}", d->prev_is_exe ? "exe" : "fd",
          d->prev_fd, (unsigned long long)d->prev_generation);
 }
 
@@ -95,25 +95,25 @@ static int count_threads(void) {
 
 /* The absolute target path (the directory must exist; the planner checks writability). */
 static const char *absolute_path(struct scratch *s, const char *path) {
-  if (path[0] == '/') return scratch_strdup(s, path);
+  if (path[0] == '/') return imgdump__scratch_strdup(s, path);
   char cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) return NULL;
   size_t n = strlen(cwd) + strlen(path) + 2;
-  char *out = scratch_alloc(s, n);
+  char *out = imgdump__scratch_alloc(s, n);
   if (out) snprintf(out, n, "%s/%s", cwd, path);
   return out;
 }
 
 static int append_library(const struct library_fact *f, void *arg) {
   struct jw *w = arg;
-  if (w->buf[w->len - 1] != '[') jw_raw(w, ",");
-  jw_raw(w, "{\"path\":");
-  jw_str(w, f->path);
-  jw_raw(w, ",\"base\":");
-  jw_hex(w, f->base);
-  jw_raw(w, ",\"buildId\":");
-  if (f->build_id) jw_str(w, f->build_id); else jw_raw(w, "null");
-  jw_raw(w, "}");
+  if (w->buf[w->len - 1] != '[') imgdump__jw_raw(w, ",");
+  imgdump__jw_raw(w, "{\"path\":");
+  imgdump__jw_str(w, f->path);
+  imgdump__jw_raw(w, ",\"base\":");
+  imgdump__jw_hex(w, f->base);
+  imgdump__jw_raw(w, ",\"buildId\":");
+  if (f->build_id) imgdump__jw_str(w, f->build_id); else imgdump__jw_raw(w, "null");
+  imgdump__jw_raw(w, "}");
   return 0;
 }
 
@@ -124,40 +124,40 @@ static const char *mode_name(unsigned mode) {
 /* The `save` message: every fact the planner needs about this process. */
 static char *save_message(struct save_job *j) {
   const struct startup_facts *f = imgdump__facts();
-  char *buf = scratch_alloc(&j->s, MSG_CAP);
+  char *buf = imgdump__scratch_alloc(&j->s, MSG_CAP);
   if (!buf) return NULL;
   struct jw w = {buf, MSG_CAP, 0, 0};
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   exe[n > 0 ? n : 0] = 0;
   struct imgdump_heap_header *h = j->heap;
-  jw_fmt(&w, "{\"t\":\"save\",\"id\":%u,\"pid\":%d,\"path\":", j->id, (int)getpid());
-  jw_str(&w, j->path);
-  jw_fmt(&w, ",\"mode\":\"%s\",\"generation\":%llu,\"exe\":", mode_name(j->mode), (unsigned long long)j->generation);
-  jw_str(&w, exe);
-  jw_raw(&w, ",\"loadBias\":"); jw_hex(&w, f->load_bias);
-  jw_raw(&w, ",\"phdr\":"); jw_hex(&w, f->phdr);
-  jw_raw(&w, ",\"heap\":{\"base\":"); jw_hex(&w, h->base);
-  jw_raw(&w, ",\"brk\":"); jw_hex(&w, j->brk);
-  jw_raw(&w, ",\"reserve\":"); jw_hex(&w, h->reserve);
-  jw_raw(&w, ",\"header\":"); jw_hex(&w, (uint64_t)(uintptr_t)h);
-  jw_raw(&w, "},\"regions\":[");
+  imgdump__jw_fmt(&w, "{\"t\":\"save\",\"id\":%u,\"pid\":%d,\"path\":", j->id, (int)getpid());
+  imgdump__jw_str(&w, j->path);
+  imgdump__jw_fmt(&w, ",\"mode\":\"%s\",\"generation\":%llu,\"exe\":", mode_name(j->mode), (unsigned long long)j->generation);
+  imgdump__jw_str(&w, exe);
+  imgdump__jw_raw(&w, ",\"loadBias\":"); imgdump__jw_hex(&w, f->load_bias);
+  imgdump__jw_raw(&w, ",\"phdr\":"); imgdump__jw_hex(&w, f->phdr);
+  imgdump__jw_raw(&w, ",\"heap\":{\"base\":"); imgdump__jw_hex(&w, h->base);
+  imgdump__jw_raw(&w, ",\"brk\":"); imgdump__jw_hex(&w, j->brk);
+  imgdump__jw_raw(&w, ",\"reserve\":"); imgdump__jw_hex(&w, h->reserve);
+  imgdump__jw_raw(&w, ",\"header\":"); imgdump__jw_hex(&w, (uint64_t)(uintptr_t)h);
+  imgdump__jw_raw(&w, "},\"regions\":[");
   for (uint32_t i = 0; i < h->n_regions && i < IMGDUMP_MAX_REGIONS; i++) {
-    jw_raw(&w, i ? ",{\"addr\":" : "{\"addr\":");
-    jw_hex(&w, h->regions[i].addr);
-    jw_raw(&w, ",\"size\":");
-    jw_hex(&w, h->regions[i].len);
-    jw_raw(&w, "}");
+    imgdump__jw_raw(&w, i ? ",{\"addr\":" : "{\"addr\":");
+    imgdump__jw_hex(&w, h->regions[i].addr);
+    imgdump__jw_raw(&w, ",\"size\":");
+    imgdump__jw_hex(&w, h->regions[i].len);
+    imgdump__jw_raw(&w, "}");
   }
-  jw_raw(&w, "],\"libraries\":[");
-  for_each_library(append_library, &w);
-  jw_fmt(&w, "],\"pinning\":{\"noRandomize\":%s,\"stack\":\"%s\",\"stackLimit\":", f->pinned ? "true" : "false",
+  imgdump__jw_raw(&w, "],\"libraries\":[");
+  imgdump__for_each_library(append_library, &w);
+  imgdump__jw_fmt(&w, "],\"pinning\":{\"noRandomize\":%s,\"stack\":\"%s\",\"stackLimit\":", f->pinned ? "true" : "false",
          f->stack_was_unlimited ? "unlimited" : "finite");
-  jw_hex(&w, f->stack_limit);
-  jw_raw(&w, "},\"origin\":");
-  if (f->is_image) jw_str(&w, exe); else jw_raw(&w, "null");
+  imgdump__jw_hex(&w, f->stack_limit);
+  imgdump__jw_raw(&w, "},\"origin\":");
+  if (f->is_image) imgdump__jw_str(&w, exe); else imgdump__jw_raw(&w, "null");
   describe_tracking(&w, &j->dirty);
-  jw_raw(&w, "}");
+  imgdump__jw_raw(&w, "}");
   return w.overflow ? NULL : buf;
 }
 
@@ -169,8 +169,8 @@ static int write_allowed(const struct save_job *j, uint64_t addr, uint64_t size)
   if (addr >= h->base && end <= j->brk) return 1;
   for (uint32_t i = 0; i < h->n_regions && i < IMGDUMP_MAX_REGIONS; i++)
     if (addr >= h->regions[i].addr && end <= h->regions[i].addr + h->regions[i].len) return 1;
-  struct own_image img;
-  own_image(&img);
+  struct imgdump__own_image img;
+  imgdump__own_image(&img);
   for (size_t i = 0; i < img.phnum; i++) {
     const ElfW(Phdr) *ph = &img.phdr[i];
     if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
@@ -201,13 +201,13 @@ static int deferred_pending(void) {
 static int take_deferred(struct scratch *s, char **line) {
   if (!deferred.has) return 0;
   deferred.has = 0;
-  *line = scratch_strdup(s, deferred.line);
+  *line = imgdump__scratch_strdup(s, deferred.line);
   return *line != NULL;
 }
 
 /* An `error` message from the planner becomes imgdump_last_error(). */
 static int planner_error(const struct jval *v, const char *line) {
-  const char *msg = json_str(v, "message"), *code = json_str(v, "code");
+  const char *msg = imgdump__json_str(v, "message"), *code = imgdump__json_str(v, "code");
   imgdump__set_error("%s%s%s", code ? code : "", code ? ": " : "", msg ? msg : line);
   return code && !strcmp(code, "CANCELLED") ? IMGDUMP_ECANCELED : IMGDUMP_EREFUSED;
 }
@@ -217,10 +217,10 @@ static int expect(struct save_job *j, const char *type, struct jval **out, int *
   struct jval *v;
   const char *t;
   for (;;) {
-    int rc = planner_recv(&j->planner, &j->s, &line, fd, -1);
+    int rc = imgdump__planner_recv(&j->planner, &j->s, &line, fd, -1);
     if (rc) return rc;
-    v = json_parse(&j->s, line);
-    t = json_str(v, "t");
+    v = imgdump__json_parse(&j->s, line);
+    t = imgdump__json_str(v, "t");
     if (!t || strcmp(t, "request-save")) break;
     defer_request(line); /* an outside request crossed ours: serve it at the next safe point */
   }
@@ -234,18 +234,18 @@ static int expect(struct save_job *j, const char *type, struct jval **out, int *
 }
 
 static int parse_writes(struct save_job *j, const struct jval *plan, struct imgdump_write **out, size_t *n) {
-  const struct jval *arr = json_get(plan, "writes");
+  const struct jval *arr = imgdump__json_get(plan, "writes");
   if (!arr || arr->type != J_ARR) return IMGDUMP_EPROTO;
   size_t count = 0;
   for (const struct jval *e = arr->child; e; e = e->next) count++;
-  struct imgdump_write *w = scratch_alloc(&j->s, (count + 1) * sizeof *w);
+  struct imgdump_write *w = imgdump__scratch_alloc(&j->s, (count + 1) * sizeof *w);
   if (!w) return IMGDUMP_ENOMEM;
   size_t i = 0;
   for (const struct jval *e = arr->child; e; e = e->next, i++) {
-    if (json_hex(e, "addr", &w[i].addr) || json_hex(e, "size", &w[i].size) || json_hex(e, "offset", &w[i].offset))
+    if (imgdump__json_hex(e, "addr", &w[i].addr) || imgdump__json_hex(e, "size", &w[i].size) || imgdump__json_hex(e, "offset", &w[i].offset))
       return IMGDUMP_EPROTO;
     /* Optional: where the previous image holds these bytes (incremental saves). */
-    if (json_hex(e, "prev", &w[i].prev) || json_hex(e, "prevLen", &w[i].prev_len) || j->dirty.method == DIRTY_NONE)
+    if (imgdump__json_hex(e, "prev", &w[i].prev) || imgdump__json_hex(e, "prevLen", &w[i].prev_len) || j->dirty.method == DIRTY_NONE)
       w[i].prev = IMGDUMP__NO_PREV, w[i].prev_len = 0;
     if (!write_allowed(j, w[i].addr, w[i].size)) {
       imgdump__set_error("the planner asked for memory outside the saved ranges: 0x%llx+0x%llx",
@@ -259,13 +259,13 @@ static int parse_writes(struct save_job *j, const struct jval *plan, struct imgd
 }
 
 static int dirty_page_clean_cb(void *ctx, uint64_t addr, uint64_t prev_off) {
-  return dirty_page_clean(ctx, addr, prev_off);
+  return imgdump__dirty_page_clean(ctx, addr, prev_off);
 }
 
 /* Write the planned ranges and report their CRCs (or the failure). */
 static int write_payload(struct save_job *j, int out_fd, const struct imgdump_write *w, size_t n, unsigned flags) {
-  uint32_t *crc = scratch_alloc(&j->s, (n + 1) * sizeof *crc);
-  uint64_t *from_prev = scratch_alloc(&j->s, (n + 1) * sizeof *from_prev);
+  uint32_t *crc = imgdump__scratch_alloc(&j->s, (n + 1) * sizeof *crc);
+  uint64_t *from_prev = imgdump__scratch_alloc(&j->s, (n + 1) * sizeof *from_prev);
   uint64_t written = 0;
   struct imgdump_copy_source copy = {.fd = j->dirty.prev_fd, .page_clean = dirty_page_clean_cb, .ctx = &j->dirty};
   struct imgdump_copy_source *src = j->dirty.method != DIRTY_NONE ? &copy : NULL;
@@ -276,32 +276,32 @@ static int write_payload(struct save_job *j, int out_fd, const struct imgdump_wr
   }
   if (!rc) rc = imgdump__write_ranges_from(out_fd, w, n, crc, j->generation, flags, &written, src, from_prev);
   size_t cap = 256 + n * 36;
-  char *msg = scratch_alloc(&j->s, cap);
+  char *msg = imgdump__scratch_alloc(&j->s, cap);
   if (!msg) return IMGDUMP_ENOMEM;
   struct jw jw = {msg, cap, 0, 0};
   if (rc) {
-    jw_fmt(&jw, "{\"t\":\"failed\",\"id\":%u,\"errno\":%d,\"message\":", j->id, -rc);
-    jw_str(&jw, strerror(-rc));
-    jw_raw(&jw, "}");
+    imgdump__jw_fmt(&jw, "{\"t\":\"failed\",\"id\":%u,\"errno\":%d,\"message\":", j->id, -rc);
+    imgdump__jw_str(&jw, strerror(-rc));
+    imgdump__jw_raw(&jw, "}");
   } else {
     save_fault("written");
-    jw_fmt(&jw, "{\"t\":\"written\",\"id\":%u,\"crc32c\":[", j->id);
-    for (size_t i = 0; i < n; i++) jw_fmt(&jw, i ? ",%u" : "%u", crc[i]);
-    jw_raw(&jw, "],\"bytes\":");
-    jw_hex(&jw, written);
+    imgdump__jw_fmt(&jw, "{\"t\":\"written\",\"id\":%u,\"crc32c\":[", j->id);
+    for (size_t i = 0; i < n; i++) imgdump__jw_fmt(&jw, i ? ",%u" : "%u", crc[i]);
+    imgdump__jw_raw(&jw, "],\"bytes\":");
+    imgdump__jw_hex(&jw, written);
     /* Pages of each write that came from the previous image, and how (protocol v1 addition). */
-    jw_fmt(&jw, ",\"tracking\":\"%s\",\"fromPrevious\":[", dirty_method_name(j->dirty.method));
-    for (size_t i = 0; i < n; i++) jw_fmt(&jw, i ? ",%llu" : "%llu", (unsigned long long)from_prev[i]);
-    jw_fmt(&jw, "],\"reflinked\":%llu,\"copied\":%llu}", (unsigned long long)copy.reflinked,
+    imgdump__jw_fmt(&jw, ",\"tracking\":\"%s\",\"fromPrevious\":[", imgdump__dirty_method_name(j->dirty.method));
+    for (size_t i = 0; i < n; i++) imgdump__jw_fmt(&jw, i ? ",%llu" : "%llu", (unsigned long long)from_prev[i]);
+    imgdump__jw_fmt(&jw, "],\"reflinked\":%llu,\"copied\":%llu}", (unsigned long long)copy.reflinked,
            (unsigned long long)copy.copied);
   }
-  int sent = planner_send(&j->planner, msg);
+  int sent = imgdump__planner_send(&j->planner, msg);
   if (!rc && getenv("IMGDUMP_REPORT") && strcmp(getenv("IMGDUMP_REPORT"), "0")) {
     uint64_t pages = 0, taken = 0;
     for (size_t i = 0; i < n; i++) pages += (w[i].size + 4095) / 4096, taken += from_prev[i];
     char line[512];
     snprintf(line, sizeof line, "imgdump: save generation %llu: tracking %s, %llu pages written, %llu from the previous image "
-             "(%llu reflinked, %llu copied)%s%s\n", (unsigned long long)j->generation, dirty_method_name(j->dirty.method),
+             "(%llu reflinked, %llu copied)%s%s\n", (unsigned long long)j->generation, imgdump__dirty_method_name(j->dirty.method),
              (unsigned long long)(pages - taken), (unsigned long long)taken, (unsigned long long)copy.reflinked,
              (unsigned long long)copy.copied, j->dirty.why_full ? ": full because " : "", j->dirty.why_full ? j->dirty.why_full : "");
     imgdump__os_stderr(line);
@@ -315,15 +315,15 @@ static int write_payload(struct save_job *j, int out_fd, const struct imgdump_wr
 
 /* hello → save → plan(+fd) → pwrite → written → done. */
 static int run_protocol(struct save_job *j) {
-  int rc = planner_open(&j->planner, &j->s);
+  int rc = imgdump__planner_open(&j->planner, &j->s);
   if (rc) return rc;
   save_fault("hello");
   struct dirty_range ranges[IMGDUMP_MAX_REGIONS + 8];
-  dirty_begin(&j->dirty, ranges, saved_ranges(j, ranges, sizeof ranges / sizeof ranges[0]));
+  imgdump__dirty_begin(&j->dirty, ranges, saved_ranges(j, ranges, sizeof ranges / sizeof ranges[0]));
   j->brk = j->heap->brk; /* from here on: no heap allocation until the payload is written */
   char *msg = save_message(j);
   if (!msg) { rc = IMGDUMP_ENOMEM; goto close_planner; }
-  if ((rc = planner_send(&j->planner, msg))) goto close_planner;
+  if ((rc = imgdump__planner_send(&j->planner, msg))) goto close_planner;
   struct jval *plan;
   int out_fd = -1;
   if ((rc = expect(j, "plan", &plan, &out_fd))) goto close_out;
@@ -332,10 +332,10 @@ static int run_protocol(struct save_job *j) {
   struct imgdump_write *writes;
   size_t n;
   if ((rc = parse_writes(j, plan, &writes, &n))) goto close_out;
-  const struct jval *flush = json_get(plan, "flush");
+  const struct jval *flush = imgdump__json_get(plan, "flush");
   unsigned flags = flush && flush->type == J_BOOL && flush->boolean ? IMGDUMP__WRITE_FLUSH : 0;
   if ((rc = write_payload(j, out_fd, writes, n, flags))) goto close_out;
-  if (j->mode == IMGDUMP_CONTINUE) { /* the next save's previous image; read-only (see dirty_end) */
+  if (j->mode == IMGDUMP_CONTINUE) { /* the next save's previous image; read-only (see imgdump__dirty_end) */
     char self[64];
     snprintf(self, sizeof self, "/proc/self/fd/%d", out_fd);
     j->image_ro = open(self, O_RDONLY | O_CLOEXEC);
@@ -347,30 +347,30 @@ static int run_protocol(struct save_job *j) {
 close_out:
   if (out_fd >= 0) close(out_fd);
 close_planner:
-  planner_close(&j->planner);
+  imgdump__planner_close(&j->planner);
   return rc;
 }
 
 /* IMGDUMP_EXEC: continue in the new image (same PID), pinned so it need not re-exec. */
 static int exec_image(const char *path) {
   struct scratch s;
-  if (scratch_open(&s, 1 << 20)) return IMGDUMP_EEXEC;
+  if (imgdump__scratch_open(&s, 1 << 20)) return IMGDUMP_EEXEC;
   size_t len;
-  char *args = read_proc_file(&s, "/proc/self/cmdline", &len);
+  char *args = imgdump__read_proc_file(&s, "/proc/self/cmdline", &len);
   size_t n = 0;
   for (size_t i = 0; args && i < len; i++) n += args[i] == 0;
-  char **argv = scratch_alloc(&s, (n + 1) * sizeof *argv);
-  if (!args || !argv) { scratch_close(&s); return IMGDUMP_EEXEC; }
+  char **argv = imgdump__scratch_alloc(&s, (n + 1) * sizeof *argv);
+  if (!args || !argv) { imgdump__scratch_close(&s); return IMGDUMP_EEXEC; }
   size_t k = 0;
   for (size_t i = 0; i < len; i += strlen(args + i) + 1) argv[k++] = args + i;
   argv[k] = NULL;
-  pin_for_exec();
+  imgdump__pin_for_exec();
   fflush(NULL);
   execve(path, argv, environ);
   int err = errno;
-  pin_release_children();
+  imgdump__pin_release_children();
   imgdump__set_error("the image %s was written but cannot be executed: %s", path, strerror(err));
-  scratch_close(&s);
+  imgdump__scratch_close(&s);
   return IMGDUMP_EEXEC;
 }
 
@@ -404,7 +404,7 @@ int imgdump__save_with_id(const char *path, unsigned flags, unsigned id) {
   imgdump__run_hooks(IMGDUMP_HOOK_SAVE);
   save_fault("hooks");
   int rc = check_preconditions(&j);
-  if (!rc && scratch_open(&j.s, 8u << 20)) rc = IMGDUMP_ENOMEM;
+  if (!rc && imgdump__scratch_open(&j.s, 8u << 20)) rc = IMGDUMP_ENOMEM;
   if (!rc) {
     fflush(NULL); /* pending stdio goes out once, now, not again from the image */
     uint64_t base = (uint64_t)imgdump_restored();
@@ -421,14 +421,14 @@ int imgdump__save_with_id(const char *path, unsigned flags, unsigned id) {
     if (sigpending(&pending) == 0 && sigismember(&pending, SIGXFSZ) && !sigismember(&old, SIGXFSZ))
       sigtimedwait(&xfsz, NULL, &now); /* consume it: the EFBIG was already reported */
     sigprocmask(SIG_SETMASK, &old, NULL);
-    dirty_end(&j.dirty, rc == 0, flags == IMGDUMP_CONTINUE, j.image_ro, j.generation);
+    imgdump__dirty_end(&j.dirty, rc == 0, flags == IMGDUMP_CONTINUE, j.image_ro, j.generation);
     j.image_ro = -1;
     if (!rc) saves.last_generation = j.generation;
   }
   __atomic_store_n(&heap->save_in_progress, 0, __ATOMIC_RELEASE);
   if (!rc && flags == IMGDUMP_EXIT) exit(0);
   if (!rc && flags == IMGDUMP_EXEC) rc = exec_image(j.path);
-  scratch_close(&j.s);
+  imgdump__scratch_close(&j.s);
   return rc;
 }
 
@@ -439,19 +439,19 @@ int imgdump_save(const char *path, unsigned flags) {
 /* An outside request (`imgdump save <session>`) arrives on the control socket; it is
  * served here, at a point the runtime declared safe. */
 void imgdump_safepoint(void) {
-  if (control_fd() < 0) return;
-  if (!deferred_pending() && control_idle()) return;
+  if (imgdump__control_fd() < 0) return;
+  if (!deferred_pending() && imgdump__control_idle()) return;
   struct scratch s;
-  if (scratch_open(&s, 1 << 20)) return;
+  if (imgdump__scratch_open(&s, 1 << 20)) return;
   struct planner p;
   char *line;
   int fd = -1;
-  if (planner_open(&p, &s) == 0 && (take_deferred(&s, &line) || planner_recv(&p, &s, &line, &fd, 0) == 0)) {
+  if (imgdump__planner_open(&p, &s) == 0 && (take_deferred(&s, &line) || imgdump__planner_recv(&p, &s, &line, &fd, 0) == 0)) {
     if (fd >= 0) close(fd);
-    struct jval *v = json_parse(&s, line);
-    const char *t = json_str(v, "t"), *path = json_str(v, "path"), *mode = json_str(v, "mode");
+    struct jval *v = imgdump__json_parse(&s, line);
+    const char *t = imgdump__json_str(v, "t"), *path = imgdump__json_str(v, "path"), *mode = imgdump__json_str(v, "mode");
     double id = 0;
-    json_num(v, "id", &id);
+    imgdump__json_num(v, "id", &id);
     if (t && !strcmp(t, "request-save") && path) {
       unsigned flags = mode && !strcmp(mode, "exec") ? IMGDUMP_EXEC : mode && !strcmp(mode, "exit") ? IMGDUMP_EXIT : IMGDUMP_CONTINUE;
       int rc = imgdump__save_with_id(path, flags, (unsigned)id);
@@ -460,14 +460,14 @@ void imgdump_safepoint(void) {
         /* Refused before talking to the planner: tell it, so `imgdump save` does not wait. */
         char buf[1400];
         struct jw w = {buf, sizeof buf, 0, 0};
-        jw_fmt(&w, "{\"t\":\"refused\",\"id\":%u,\"code\":%d,\"message\":", (unsigned)id, rc);
+        imgdump__jw_fmt(&w, "{\"t\":\"refused\",\"id\":%u,\"code\":%d,\"message\":", (unsigned)id, rc);
         char text[1100];
         snprintf(text, sizeof text, "%s: %s", imgdump_strerror(rc), imgdump_last_error());
-        jw_str(&w, text);
-        jw_raw(&w, "}");
-        planner_send(&p, buf);
+        imgdump__jw_str(&w, text);
+        imgdump__jw_raw(&w, "}");
+        imgdump__planner_send(&p, buf);
       }
     }
   }
-  scratch_close(&s);
+  imgdump__scratch_close(&s);
 }

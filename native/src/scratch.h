@@ -16,10 +16,10 @@ struct scratch {
 };
 
 /* Map `size` bytes (rounded to pages). Returns 0 or -errno. */
-int scratch_open(struct scratch *s, size_t size);
+int imgdump__scratch_open(struct scratch *s, size_t size);
 /* 16-byte aligned, zeroed; NULL when the arena is exhausted. */
-void *scratch_alloc(struct scratch *s, size_t n);
-char *scratch_strdup(struct scratch *s, const char *str);
-void scratch_close(struct scratch *s);
+void *imgdump__scratch_alloc(struct scratch *s, size_t n);
+char *imgdump__scratch_strdup(struct scratch *s, const char *str);
+void imgdump__scratch_close(struct scratch *s);
 
 #endif

@@ -31,7 +31,7 @@ IMGDUMP_PROCESS_LOCAL static struct {
   struct manifest manifest;
   struct imgdump_image_info info;
   struct pin_state pin;
-  struct own_image own;
+  struct imgdump__own_image own;
 } run;
 
 /* An image that cannot run must not touch saved state: say why and stop. */
@@ -54,8 +54,8 @@ static void refuse(const char *fmt, ...) {
 static void find_heap_extent(void) {
   uint64_t end = 0;
   for (uint32_t i = 0; i < run.manifest.n_segments; i++) {
-    struct manifest_segment seg;
-    manifest_segment(&run.manifest, i, &seg);
+    struct imgdump__manifest_segment seg;
+    imgdump__manifest_segment(&run.manifest, i, &seg);
     if (seg.role == SEGMENT_ROLE_HEAP && seg.address + seg.mem_size > end) end = seg.address + seg.mem_size;
   }
   run.info.generation = run.manifest.generation;
@@ -65,13 +65,13 @@ static void find_heap_extent(void) {
 
 static void start_image(void) {
   size_t len = 0;
-  const void *note = own_note(&run.own, MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE, &len);
+  const void *note = imgdump__own_note(&run.own, MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE, &len);
   if (!note) return;
-  int rc = manifest_decode(note, len, &run.manifest);
+  int rc = imgdump__manifest_decode(note, len, &run.manifest);
   if (rc) refuse("its manifest is %s", rc == -3 ? "corrupt (checksum mismatch)" : "malformed or of an unknown version");
   run.is_image = 1;
   if (!run.pin.pinned) {
-    rc = pin_reexec(&run.pin, run.manifest.stack_limit);
+    rc = imgdump__pin_reexec(&run.pin, run.manifest.stack_limit);
     if (run.pin.denied_errno)
       refuse("personality(ADDR_NO_RANDOMIZE) was denied (%s); the saved address layout cannot be "
              "reproduced here (under a container, allow the personality syscall)", strerror(run.pin.denied_errno));
@@ -88,12 +88,12 @@ const struct imgdump_image_info *imgdump__startup(void) {
   /* Single-threaded here: ld.so start-up, or the first malloc of a fresh process. */
   if (!run.done) {
     run.done = 1;
-    own_image(&run.own);
-    pin_probe(&run.pin);
+    imgdump__own_image(&run.own);
+    imgdump__pin_probe(&run.pin);
     start_image();
     if (!run.is_image && !run.pin.pinned && !run.no_pin)
-      pin_reexec(&run.pin, 0); /* returns only when pinning is impossible: run unpinned */
-    if (run.pin.pinned) pin_release_children();
+      imgdump__pin_reexec(&run.pin, 0); /* returns only when pinning is impossible: run unpinned */
+    if (run.pin.pinned) imgdump__pin_release_children();
   }
   return run.is_image ? &run.info : NULL;
 }

@@ -61,7 +61,8 @@ export function libimgdump(path: string = LIBIMGDUMP_SO): Libimgdump {
   }
   const koffi = require('koffi') as typeof import('koffi')
   const lib = koffi.load(path)
-  const WriteStruct = koffi.struct('imgdump_write', {addr: 'uint64_t', size: 'uint64_t', offset: 'uint64_t'})
+  // native/src/internal.h struct imgdump_write; prev = UINT64_MAX: no previous image (a full write).
+  const WriteStruct = koffi.struct('imgdump_write', {addr: 'uint64_t', size: 'uint64_t', offset: 'uint64_t', prev: 'uint64_t', prev_len: 'uint64_t'})
   const f = {
     malloc: lib.func('void *malloc(size_t n)'),
     calloc: lib.func('void *calloc(size_t n, size_t m)'),
@@ -100,7 +101,8 @@ export function libimgdump(path: string = LIBIMGDUMP_SO): Libimgdump {
     writeRanges(fd, ranges, generation) {
       const crcs = new Uint32Array(Math.max(1, ranges.length))
       const written = new BigUint64Array(1)
-      const rc = f.write(fd, ranges, ranges.length, crcs, generation, 0, written) as number
+      const full = ranges.map((r) => ({...r, prev: 0xffffffffffffffffn, prev_len: 0n}))
+      const rc = f.write(fd, full, ranges.length, crcs, generation, 0, written) as number
       return {rc, crcs: Array.from(crcs.subarray(0, ranges.length)), written: written[0]}
     },
     checkHeap: () => f.walk(null, null) as number,
