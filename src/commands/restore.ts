@@ -1,7 +1,7 @@
 import path from 'node:path'
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {checkImage} from '../session/image-check.js'
+import {checkImage} from '../image/image-check.js'
 import {execImage} from '../session/restore.js'
 
 export default class Restore extends BaseCommand {

@@ -14,10 +14,10 @@ import {MANIFEST_FLAGS, MANIFEST_NOTE_OWNER, MANIFEST_NOTE_TYPE} from './manifes
 import {findManifest} from './original-executable.js'
 import {heapHeaderFields, heapSegment} from './verify-image.js'
 import {CHUNK_OVERHEAD, ChunkCursor, fdHeapSource, HEAP_MAGIC, readHeapHeader as readFullHeapHeader} from '../heap/index.js'
-import {checkLibrary, type LibraryCheck} from '../session/image-check.js'
+import {checkLibrary, type LibraryCheck} from './image-check.js'
 import type {Manifest} from './manifest.js'
 
-/** One library's compatibility with this machine: the check restore enforces (src/session/image-check.ts). */
+/** One library's compatibility with this machine: the check restore enforces (image-check.ts). */
 export type LibraryCompat = LibraryCheck
 
 export interface ImageDescription {

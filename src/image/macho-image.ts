@@ -17,7 +17,7 @@ import {firstSectionOffset, loadCommandsEnd} from '../macho/layout-facts.js'
 import {LC, pageSizeFor} from '../macho/definitions.js'
 import {findCommand, segmentCommands} from '../macho/model.js'
 import {isFat, readMacho} from '../macho/read.js'
-import {MANIFEST_SECTION, MANIFEST_SEGMENT, verifyMachoImage} from '../macho/verify.js'
+import {MANIFEST_SECTION, MANIFEST_SEGMENT, verifyMachoImage} from './macho-verify.js'
 import {writeMacho} from '../macho/write.js'
 
 export type PayloadSourceSpec = Buffer | {path: string; offset: bigint; length: bigint}

@@ -14,9 +14,8 @@ import fs from 'node:fs'
 import {alignUp} from '../binary/align.js'
 import {ImgdumpError, ioError} from '../errors.js'
 import {pageSizeFor} from '../macho/definitions.js'
-import {segmentCommands} from '../macho/model.js'
 import {isFat, readMacho} from '../macho/read.js'
-import {MANIFEST_SECTION, MANIFEST_SEGMENT, verifyMachoImage} from '../macho/verify.js'
+import {manifestSection, verifyMachoImage} from './macho-verify.js'
 import {hex} from '../binary/hex.js'
 import {bufferSource} from '../elf/byte-source.js'
 import {dataSegmentBytes, machoDataSegments, type MachoDataSegment} from './macho-data-ranges.js'
@@ -237,7 +236,7 @@ function readMachoImageOrExe(path: string): OpenedExecutable {
 
 /** The manifest of a thin Mach-O image (section __IMGDUMP,__manifest), or null in a plain runtime. */
 export function findMachoManifest(bytes: Buffer): {manifest: Manifest; bytes: Uint8Array} | null {
-  const sec = segmentCommands(readMacho(bytes)).flatMap((s) => s.sections).find((x) => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION)
+  const sec = manifestSection(readMacho(bytes))
   if (!sec) return null
   const raw = bytes.subarray(sec.offset, sec.offset + Number(sec.size))
   return {manifest: decodeManifest(raw, sec.offset), bytes: raw}

@@ -1,7 +1,7 @@
 /**
  * The checks of an image's contents against its manifest that do not depend on the
  * executable format, shared by `imgdump verify` on ELF images (verify-image.ts) and the
- * Mach-O image validator (src/macho/verify.ts): every payload's CRC32C over the file, and
+ * Mach-O image validator (src/image/macho-verify.ts): every payload's CRC32C over the file, and
  * the undo log rebuilding the original executable whose SHA-256 the manifest records.
  */
 import {crc32c} from '@node-rs/crc32'

@@ -8,11 +8,11 @@ import {ImgdumpError, ioError} from '../errors.js'
 import {describeElf, type ElfDescription} from '../elf/describe.js'
 import {parseElf} from '../elf/reader.js'
 import {describeImage, isImageFile, type ImageDescription} from '../image/describe-image.js'
-import {describeMacho, renderMachoText, type MachoDescription} from '../macho/index.js'
+import {describeMachoImage, renderMachoImageText, type MachoImageDescription} from '../image/macho-describe.js'
 import {fileFormat} from './file-format.js'
 import {renderElfText} from './render-text.js'
 
-export type FileDescription = ElfDescription | ImageDescription | MachoDescription
+export type FileDescription = ElfDescription | ImageDescription | MachoImageDescription
 
 export interface DescribeOptions {
   /** Mach-O fat files: the slice to describe (default: all). */
@@ -36,8 +36,8 @@ export function describeFile(path: string, opts: DescribeOptions = {}): {object:
   }
   case 'macho':
   case 'fat': {
-    const d = describeMacho(readWhole(path), opts)
-    return {object: d, text: renderMachoText(path, d)}
+    const d = describeMachoImage(readWhole(path), opts)
+    return {object: d, text: renderMachoImageText(path, d)}
   }
   default:
     throw new ImgdumpError('parse', 'UNKNOWN_FORMAT', `${path}: not a file imgdump knows (no ELF or Mach-O magic)`, {offset: 0})

@@ -6,7 +6,7 @@
 import {readFileSync} from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
 import {verifyImage, type VerifyReport} from '../image/verify-image.js'
-import {verifyMachoImage} from '../macho/index.js'
+import {verifyMachoImage} from '../image/macho-verify.js'
 import {fileFormat} from './file-format.js'
 
 export interface FileVerifyReport extends VerifyReport {

@@ -1,8 +1,9 @@
 /**
  * `imgdump inspect` for Mach-O and fat files: a JSON-able description (addresses and sizes
- * as hex strings) and its text rendering. Display only; parsing lives in read.ts.
+ * as hex strings) and its text rendering. Display only; parsing lives in read.ts. A layer
+ * above adds its own facts per slice (imgdump images: src/image/macho-describe.ts) through
+ * `extra` and `extraLines`.
  */
-import {decodeManifest} from '../image/manifest.js'
 import {readChainedFixups} from './chained-fixups.js'
 import {readSignature} from './code-signature.js'
 import {CPU_NAMES, LC} from './definitions.js'
@@ -10,7 +11,6 @@ import {archName, pickSlice, readFat} from './fat.js'
 import {findCommand, type MachoFile, readFileRange, segmentCommands} from './model.js'
 import {commandName, isFat, readMacho} from './read.js'
 import {readExportsTrie, readSymbols} from './symbols.js'
-import {MANIFEST_SECTION, MANIFEST_SEGMENT} from './verify.js'
 import {hex} from '../binary/hex.js'
 
 
@@ -27,22 +27,26 @@ export interface MachoSliceDescription {
   fixups: 'chained' | 'dyld-info' | 'none'
   chainedSegCount: number | null
   signature: {identifier: string; pageSize: number; codeLimit: number; slots: number; flags: string; cms: boolean} | null
-  manifest: {generation: string; segments: number; payloads: number; runtimePath: string | null
-    libraries: {path: string | null; buildId: string | null; base: string}[]} | {error: string} | null
   symbols: number | {error: string}
   exports: number | {error: string}
 }
-export interface MachoDescription {format: 'mach-o' | 'fat'; size: number; slices: MachoSliceDescription[]}
+export interface MachoDescription<E = object> {format: 'mach-o' | 'fat'; size: number; slices: (MachoSliceDescription & E)[]}
 
 export interface DescribeOptions {arch?: string}
 
-export function describeMacho(buf: Buffer, opts: DescribeOptions = {}): MachoDescription {
+/** `extra`: facts of a layer above about one slice, added after the Mach-O ones. */
+export function describeMacho<E extends object = object>(buf: Buffer, opts: DescribeOptions = {},
+  extra?: (m: MachoFile, slice: Buffer) => E): MachoDescription<E> {
+  const one = (bytes: Buffer) => {
+    const m = readMacho(bytes)
+    return {...describeSlice(m), ...(extra?.(m, bytes) as E)}
+  }
   if (isFat(buf)) {
     const fat = readFat(buf)
     const slices = opts.arch ? [pickSlice(fat, opts.arch)] : fat.slices
-    return {format: 'fat', size: buf.length, slices: slices.map(s => describeSlice(readMacho(s.bytes), s.bytes))}
+    return {format: 'fat', size: buf.length, slices: slices.map(s => one(s.bytes))}
   }
-  return {format: 'mach-o', size: buf.length, slices: [describeSlice(readMacho(buf), buf)]}
+  return {format: 'mach-o', size: buf.length, slices: [one(buf)]}
 }
 
 function commandDetail(c: MachoFile['commands'][number]): string | undefined {
@@ -56,7 +60,7 @@ function commandDetail(c: MachoFile['commands'][number]): string | undefined {
   }
 }
 
-function describeSlice(m: MachoFile, buf: Buffer): MachoSliceDescription {
+function describeSlice(m: MachoFile): MachoSliceDescription {
   const prot = (p: number) => `${p & 1 ? 'r' : '-'}${p & 2 ? 'w' : '-'}${p & 4 ? 'x' : '-'}`
   const uuid = findCommand(m, 'uuid')
   const main = findCommand(m, 'main')
@@ -67,15 +71,6 @@ function describeSlice(m: MachoFile, buf: Buffer): MachoSliceDescription {
   }
   const sig = readSignature(m)
   const cd = sig?.directories[0]
-  const manSec = segmentCommands(m).flatMap(s => s.sections).find(x => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION)
-  let manifest: MachoSliceDescription['manifest'] = null
-  if (manSec) {
-    try {
-      const man = decodeManifest(buf.subarray(manSec.offset, manSec.offset + Number(manSec.size)), manSec.offset)
-      manifest = {generation: man.generation.toString(), segments: man.segments.length, payloads: man.payloads.length, runtimePath: man.runtimePath,
-        libraries: man.libraries.map(l => ({path: l.path, buildId: l.buildId, base: hex(l.base)}))}
-    } catch (e) { manifest = {error: (e as Error).message} }
-  }
   const count = (f: () => unknown[]): number | {error: string} => { try { return f().length } catch (e) { return {error: (e as Error).message} } }
   const info = findCommand(m, 'dyld_info'), trie = findCommand(m, 'linkedit_data', LC.LC_DYLD_EXPORTS_TRIE)
   const symbols = count(() => readSymbols(m))
@@ -94,11 +89,12 @@ function describeSlice(m: MachoFile, buf: Buffer): MachoSliceDescription {
     chainedSegCount,
     signature: cd ? {identifier: cd.identifier, pageSize: 2 ** cd.f.pageSize, codeLimit: cd.f.codeLimit, slots: cd.f.nCodeSlots,
       flags: hex(cd.f.flags), cms: sig!.hasCms} : null,
-    manifest,
   }
 }
 
-export function renderMachoText(path: string, d: MachoDescription): string {
+/** `extraLines`: a layer above's lines for one slice, after the Mach-O ones. */
+export function renderMachoText<E extends object>(path: string, d: MachoDescription<E>,
+  extraLines?: (slice: MachoSliceDescription & E) => string[]): string {
   const lines = [`${path}: ${d.format === 'fat' ? `fat (universal), ${d.slices.length} slice(s)` : 'Mach-O 64'}, ${d.size} bytes`]
   for (const s of d.slices) {
     lines.push(`  ${s.arch}: filetype ${s.filetype}, flags ${s.flags}, uuid ${s.uuid ?? '-'}, entry ${s.entryOffset ?? '-'}, fixups ${s.fixups}` +
@@ -108,12 +104,7 @@ export function renderMachoText(path: string, d: MachoDescription): string {
     const n = (v: number | {error: string}) => (typeof v === 'number' ? String(v) : v.error)
     lines.push(`    symbols: ${n(s.symbols)}, exports: ${n(s.exports)}`)
     lines.push(s.signature ? `    signature: ad-hoc${s.signature.cms ? ' + CMS' : ''}, identifier ${s.signature.identifier}, ${s.signature.slots} pages of ${s.signature.pageSize}` : '    signature: none')
-    if (s.manifest && 'error' in s.manifest) lines.push(`    manifest: ${s.manifest.error}`)
-    else if (s.manifest) {
-      lines.push(`    manifest: generation ${s.manifest.generation}, ${s.manifest.segments} segments, ${s.manifest.payloads} payloads`)
-      // The libraries (and the shared cache's UUID and base) the image was saved against: docs/macho.md.
-      for (const l of s.manifest.libraries) lines.push(`      saved with ${l.path ?? '?'} at ${l.base}${l.buildId ? ` (${l.buildId})` : ''}`)
-    }
+    if (extraLines) lines.push(...extraLines(s))
   }
   return lines.join('\n') + '\n'
 }

@@ -2,12 +2,10 @@
  * The layout validator for Mach-O files and images (DESIGN §7): page alignment, no overlap
  * in file or memory, __LINKEDIT last and ending at EOF, every linkedit offset inside it,
  * chained fixups' seg_count true, load commands before the first section, the code
- * signature's hashes, and — in images — the manifest's payload checksums.
- * `verifyMachoImage` never throws for bad input: every finding is a problem string.
+ * signature's hashes. A layer above adds its own per-slice checks through `slice` (imgdump
+ * images: src/image/macho-verify.ts). `verifyMacho` never throws for bad input: every finding
+ * is a problem string.
  */
-import {decodeManifest} from '../image/manifest.js'
-import {checkPayloads, checkUndo} from '../image/manifest-checks.js'
-import {bufferSource} from '../elf/byte-source.js'
 import {readChainedFixups} from './chained-fixups.js'
 import {decodeBind, decodeLazyBind, decodeRebase} from './dyld-opcodes.js'
 import {verifySignature} from './code-signature.js'
@@ -25,12 +23,18 @@ export interface VerifyOptions {
   arch?: string
   /** report an unsigned file as a problem (images must be signed; arm64 kills unsigned code) */
   requireSignature?: boolean
+  /** checks of a layer above, run on every slice after the Mach-O ones */
+  slice?: SliceCheck
 }
 export interface VerifyResult {ok: boolean; problems: string[]}
 
-export const MANIFEST_SEGMENT = '__IMGDUMP', MANIFEST_SECTION = '__manifest'
+export interface SliceCheck {
+  /** the slice must carry a code signature (beyond `requireSignature`) */
+  mustBeSigned(m: MachoFile): boolean
+  problems(m: MachoFile, buf: Buffer): string[]
+}
 
-export function verifyMachoImage(buf: Buffer, opts: VerifyOptions = {}): VerifyResult {
+export function verifyMacho(buf: Buffer, opts: VerifyOptions = {}): VerifyResult {
   const problems: string[] = []
   try {
     if (isFat(buf)) {
@@ -52,8 +56,8 @@ function checkSlice(buf: Buffer, opts: VerifyOptions): string[] {
   try { m = readMacho(buf) } catch (e) { return [(e as Error).message] }
   const problems = [...checkLayout(m, BigInt(buf.length)), ...checkFixups(m)]
   if (findCommand(m, 'linkedit_data', LC.LC_CODE_SIGNATURE)) problems.push(...verifySignature(buf, m))
-  else if (opts.requireSignature || m.header.cputype === CPU_TYPE_ARM64 && hasManifest(m)) problems.push('not signed (arm64 macOS kills unsigned code)')
-  problems.push(...checkManifest(m, buf))
+  else if (opts.requireSignature || m.header.cputype === CPU_TYPE_ARM64 && opts.slice?.mustBeSigned(m)) problems.push('not signed (arm64 macOS kills unsigned code)')
+  if (opts.slice) problems.push(...opts.slice.problems(m, buf))
   return problems
 }
 
@@ -139,40 +143,6 @@ export function checkFixups(m: MachoFile): string[] {
       if (BigInt(st.f.page_count) * BigInt(st.f.page_size) > alignUp(s.f.vmsize, BigInt(st.f.page_size))) problems.push(`chained starts for ${s.f.segname}: ${st.f.page_count} pages exceed the segment`)
       st.pageStarts.forEach((p, k) => { if (p !== 0xffff && p >= st.f.page_size) problems.push(`chained starts for ${s.f.segname}: page ${k} start ${p} outside the page`) })
     })
-  } catch (e) { problems.push((e as Error).message) }
-  return problems
-}
-
-function hasManifest(m: MachoFile): boolean {
-  return segmentCommands(m).some(s => s.sections.some(x => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION))
-}
-
-/** In images: decode __IMGDUMP,__manifest (its own CRC) and recompute every payload CRC. */
-function checkManifest(m: MachoFile, buf: Buffer): string[] {
-  const sec = segmentCommands(m).flatMap(s => s.sections).find(x => x.segname === MANIFEST_SEGMENT && x.sectname === MANIFEST_SECTION)
-  if (!sec) return []
-  const problems: string[] = []
-  try {
-    const man = decodeManifest(buf.subarray(sec.offset, sec.offset + Number(sec.size)), sec.offset)
-    const src = bufferSource(buf)
-    problems.push(...checkPayloads(src, man).problems.map((p) => p.message))
-    if (man.originalSize > 0n) problems.push(...checkUndo(src, man, 'image').map((p) => p.message))
-    for (let i = 1; i < man.payloads.length; i++) {
-      const a = man.payloads[i - 1], b = man.payloads[i]
-      if (b.fileOffset < a.fileOffset + a.length) problems.push(`manifest payloads at ${hex(a.fileOffset)} and ${hex(b.fileOffset)} are unsorted or overlap`)
-    }
-    for (const u of man.undo) {
-      // images/README.md: every byte an undo record restores is covered by a payload.
-      let cur = u.fileOffset
-      const end = u.fileOffset + BigInt(u.original.length)
-      for (const p of man.payloads) if (p.fileOffset <= cur && p.fileOffset + p.length > cur) cur = p.fileOffset + p.length
-      if (cur < end) problems.push(`manifest undo range ${hex(u.fileOffset)}+${hex(u.original.length)} not covered by payloads from ${hex(cur)}`)
-    }
-    for (const s of man.segments) {
-      const seg = segmentCommands(m).find(x => x.f.vmaddr === s.address)
-      if (!seg) problems.push(`manifest segment at ${hex(s.address)} has no LC_SEGMENT_64`)
-      else if (seg.f.fileoff !== s.fileOffset && s.fileSize > 0n || seg.f.filesize !== s.fileSize) problems.push(`manifest segment at ${hex(s.address)} disagrees with ${seg.f.segname}`)
-    }
   } catch (e) { problems.push((e as Error).message) }
   return problems
 }

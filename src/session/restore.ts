@@ -1,5 +1,5 @@
 /**
- * `imgdump restore`: after the checks (image-check.ts), pin the address layout and replace
+ * `imgdump restore`: after the checks (src/image/image-check.ts), pin the address layout and replace
  * this process with the image (execve via koffi), so the image keeps the CLI's PID and
  * terminal. What Node changed in its own process is undone first (exec-prepare.ts).
  */

@@ -17,7 +17,7 @@ import {readMacho} from '../../src/macho/read.js'
 import {segmentCommands} from '../../src/macho/model.js'
 import {writeMacho} from '../../src/macho/write.js'
 import {dataSegmentBytes, machoDataSegments} from '../../src/image/macho-data-ranges.js'
-import {verifyMachoImage} from '../../src/macho/verify.js'
+import {verifyMachoImage} from '../../src/image/macho-verify.js'
 import {chainedFixups, FIXTURES, objdump, opensslPageHashes, otoolCommands, otoolSegments, storedPageHashes} from '../macho/judges.js'
 import {addressPattern as pattern, makeTempDir} from './synthetic-runtime.js'
 

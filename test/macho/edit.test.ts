@@ -9,8 +9,8 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {buildMachoImage} from '../../src/image/macho-image.js'
 import {decodeManifest, encodeManifest} from '../../src/image/manifest.js'
-import {describeMacho, renderMachoText} from '../../src/macho/describe.js'
-import {verifyMachoImage} from '../../src/macho/verify.js'
+import {describeMachoImage, renderMachoImageText} from '../../src/image/macho-describe.js'
+import {verifyMachoImage} from '../../src/image/macho-verify.js'
 import {chainedFixups, FIXTURES, fixtureNames, npmMacho, objdump, opensslPageHashes, otoolSegments, readFixture, run, sectionBytes, storedPageHashes} from './judges.js'
 import {buildTestImage, HEAP_ADDRESS, HEAP_MEMSIZE, type TestImage} from './test-image.js'
 
@@ -149,11 +149,11 @@ describe('Mach-O image editing', () => {
       })
 
       it('is described by inspect with its manifest', () => {
-        const d = describeMacho(t.image)
+        const d = describeMachoImage(t.image)
         const man = decodeManifest(t.manifest)
         assert.equal(d.slices[0].manifest && 'payloads' in d.slices[0].manifest ? d.slices[0].manifest.payloads : -1, man.payloads.length)
         assert.ok(man.payloads.filter(p => p.source === 'patched').length >= 1)
-        assert.match(renderMachoText(name, d), /saved with \/usr\/lib\/libSystem\.B\.dylib at 0x0/)
+        assert.match(renderMachoImageText(name, d), /saved with \/usr\/lib\/libSystem\.B\.dylib at 0x0/)
         assert.equal(d.slices[0].signature?.identifier, name.includes('-signed') ? name : 'imgdump-image')
       })
     })
@@ -188,7 +188,7 @@ describe('Mach-O image editing', () => {
         runtimePath: null, runtimeDigest: Buffer.alloc(32), originalSize: 0n, parentDigest: null, libraries: [], segments: [], payloads: [], undo: []}))
       const image = buildMachoImage(readFixture('fat.macho'), [{name: '__IMGHEAP0', address: HEAP_ADDRESS, memSize: 0x8000n, payload: Buffer.alloc(100, 7)}], manifest, {arch})
       assert.deepEqual(verifyMachoImage(image, {requireSignature: true}), {ok: true, problems: []})
-      const d = describeMacho(image)
+      const d = describeMachoImage(image)
       assert.equal(d.format, 'mach-o')
       assert.equal(d.slices[0].arch, arch)
     }

@@ -11,7 +11,7 @@ import {decodeRebase, encodeRebase} from '../../src/macho/dyld-opcodes.js'
 import {linkeditSegment, relayoutLinkedit} from '../../src/macho/linkedit-layout.js'
 import {findCommand, readFileRange} from '../../src/macho/model.js'
 import {readMacho} from '../../src/macho/read.js'
-import {verifyMachoImage} from '../../src/macho/verify.js'
+import {verifyMachoImage} from '../../src/image/macho-verify.js'
 import {writeMacho} from '../../src/macho/write.js'
 import {FIXTURES, objdump, opensslPageHashes, readFixture, run, storedPageHashes} from './judges.js'
 

@@ -10,10 +10,11 @@ import {LC} from '../../src/macho/definitions.js'
 import {readFat, writeFat} from '../../src/macho/fat.js'
 import {cloneMacho, findCommand, readFileRange, segmentCommands} from '../../src/macho/model.js'
 import {readMacho} from '../../src/macho/read.js'
-import {checkFixups, checkLayout, verifyMachoImage} from '../../src/macho/verify.js'
+import {checkFixups, checkLayout} from '../../src/macho/verify.js'
+import {verifyMachoImage} from '../../src/image/macho-verify.js'
 import {writeMacho} from '../../src/macho/write.js'
 import {decodeBind, decodeLazyBind, decodeRebase, encodeBind, encodeRebase} from '../../src/macho/dyld-opcodes.js'
-import {describeMacho, renderMachoText} from '../../src/macho/describe.js'
+import {describeMachoImage, renderMachoImageText} from '../../src/image/macho-describe.js'
 import {readExportsTrie, readSymbols} from '../../src/macho/symbols.js'
 import {chainedFixups, FIXTURES, fixtureNames, npmMacho, objdump, opensslPageHashes, otoolCommands, otoolSegments, readFixture, run, sectionBytes, storedPageHashes} from './judges.js'
 
@@ -187,13 +188,13 @@ describe('Mach-O model', () => {
     assert.ok(writeFat(readFat(buf)).equals(buf))
     for (const s of fat.slices) assert.ok(writeMacho(readMacho(s.bytes)).equals(s.bytes))
     assert.ok(fat.slices[1].bytes.equals(readFixture('arm64-chained-signed-pad')))
-    const d = describeMacho(buf, {arch: 'arm64'})
+    const d = describeMachoImage(buf, {arch: 'arm64'})
     assert.equal(d.format, 'fat')
     assert.deepEqual(d.slices.map(s => s.arch), ['arm64'])
     assert.equal(d.slices[0].signature?.identifier, 'arm64-chained-signed-pad')
-    assert.match(renderMachoText('fat.macho', describeMacho(buf)), /x86_64: .*\n[\s\S]*arm64: /)
+    assert.match(renderMachoImageText('fat.macho', describeMachoImage(buf)), /x86_64: .*\n[\s\S]*arm64: /)
     assert.deepEqual(verifyMachoImage(buf, {arch: 'x86_64'}), {ok: true, problems: []})
-    assert.throws(() => describeMacho(buf, {arch: 'ppc'}), /no ppc slice/)
+    assert.throws(() => describeMachoImage(buf, {arch: 'ppc'}), /no ppc slice/)
     assert.throws(() => readMacho(buf), (e: any) => e.code === 'MACHO_BAD_MAGIC' && /--arch/.test(e.message))
   })
 })

@@ -9,9 +9,9 @@ import {readChainedFixups} from '../../src/macho/chained-fixups.js'
 import {findCommand, findSegment, readFileRange} from '../../src/macho/model.js'
 import {readMacho} from '../../src/macho/read.js'
 import {readFat} from '../../src/macho/fat.js'
-import {verifyMachoImage} from '../../src/macho/verify.js'
+import {verifyMachoImage} from '../../src/image/macho-verify.js'
 import {writeMacho} from '../../src/macho/write.js'
-import {describeMacho} from '../../src/macho/describe.js'
+import {describeMachoImage} from '../../src/image/macho-describe.js'
 import {readSignature} from '../../src/macho/code-signature.js'
 import {readFixture} from './judges.js'
 import {buildMachoImage} from '../../src/image/macho-image.js'
@@ -148,7 +148,7 @@ describe('Mach-O malformed input', () => {
     for (let n = 0; n < buf.length; n += n < 4096 ? 7 : 997) {
       const cut = buf.subarray(0, n)
       typed(() => readMacho(cut))
-      typed(() => describeMacho(cut))
+      typed(() => describeMachoImage(cut))
       const v = verifyMachoImage(cut)
       assert.ok(n === buf.length || !v.ok, `truncated at ${n} must not verify`)
     }
@@ -163,7 +163,7 @@ describe('Mach-O malformed input', () => {
       const at = rnd(2048) // load commands are where lies hurt
       b[at] ^= 1 << rnd(8)
       typed(() => readMacho(b))
-      typed(() => describeMacho(b))
+      typed(() => describeMachoImage(b))
       verifyMachoImage(b)
     }
     const huge = Buffer.from(buf)
@@ -191,7 +191,7 @@ describe('Mach-O malformed input', () => {
       lie(m)
       let b: Buffer
       try { b = writeMacho(m) } catch (e) { assert.ok(e instanceof ImgdumpError, what); continue }
-      typed(() => describeMacho(b))
+      typed(() => describeMachoImage(b))
       const v = verifyMachoImage(b)
       assert.equal(v.ok, false, what)
       typed(() => buildMachoImage(b, [{name: '__H', address: 0x300000000n, memSize: 0x4000n, payload: Buffer.alloc(8)}], Buffer.alloc(0)))

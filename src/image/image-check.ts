@@ -9,11 +9,11 @@ import fs from 'node:fs'
 import {ImgdumpError, ioError} from '../errors.js'
 import {fdSource} from '../elf/byte-source.js'
 import {ElfScan} from '../elf/scan.js'
-import {checkImageLayout} from '../image/image-layout-check.js'
+import {checkImageLayout} from './image-layout-check.js'
 import {hex} from '../binary/hex.js'
-import type {Manifest, ManifestLibrary} from '../image/manifest.js'
-import {findManifest, type FoundManifest} from '../image/original-executable.js'
-import {verifyFound} from '../image/verify-image.js'
+import type {Manifest, ManifestLibrary} from './manifest.js'
+import {findManifest, type FoundManifest} from './original-executable.js'
+import {verifyFound} from './verify-image.js'
 
 export interface ImageCheck {
   path: string
