@@ -98,7 +98,7 @@ function saveBench(tools: ReturnType<typeof build>): void {
   let size = 0
   for (let i = 0; i < 2; i++) {
     rmSync(loopFile, {force: true})
-    loop = Math.min(loop, Number(execFileSync(tools.writer, [loopFile, String(mib)], {encoding: 'utf8'})))
+    loop = Math.min(loop, Number(execFileSync(tools.writer, [loopFile, `${mib}M`], {encoding: 'utf8'})))
     rmSync(loopFile, {force: true})
     rmSync(target, {force: true})
     standalone = Math.min(standalone, saveMicros(kv(tools.kv, [`grow ${mib - 1}`, `timed-save ${target}`])) / 1e6)

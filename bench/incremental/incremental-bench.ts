@@ -34,8 +34,8 @@ interface Save {us: number; bytes: number; blocks: number; written: number; take
 function build(): Tools {
   execFileSync('make', ['-s', '-C', join(REPO, 'native')])
   execFileSync('make', ['-s', '-C', join(REPO, 'fixtures/kv'), `OUT=${work}`, `${work}/kv-pie`])
-  const writer = join(work, 'write-bytes')
-  execFileSync('cc', ['-O2', '-o', writer, join(import.meta.dirname, 'write-bytes.c')])
+  const writer = join(work, 'write-loop')
+  execFileSync('cc', ['-O2', '-o', writer, join(import.meta.dirname, '../cycle/write-loop.c')])
   return {kv: join(work, 'kv-pie'), writer}
 }
 

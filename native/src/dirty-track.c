@@ -147,7 +147,14 @@ static void arm_new(int pm, struct harvest *h, const struct dirty_range *ranges,
   sort_ranges(track.armed, track.n_armed);
 }
 
-static void uffd_begin(struct dirty_snapshot *d, struct scratch *s, const struct dirty_range *ranges, size_t n) {
+/* An image this process wrote with CONTINUE, and tracking armed since: the best previous image. */
+static int uffd_base_usable(void) {
+  return track.uffd1 && track.pid == getpid() && track.base_valid && track.base1;
+}
+
+/* Harvest and re-arm the armed ranges, arm new ones. `use`: the harvest is this save's
+ * knowledge of written pages (otherwise it only re-arms, for the saves after this one). */
+static void uffd_begin(struct dirty_snapshot *d, struct scratch *s, const struct dirty_range *ranges, size_t n, int use) {
   if (track.uffd1 && track.pid != getpid()) { /* a forked child: nothing of it is registered */
     track.uffd1 = 0, track.base1 = 0, track.base_valid = 0, track.n_armed = 0;
   }
@@ -158,14 +165,13 @@ static void uffd_begin(struct dirty_snapshot *d, struct scratch *s, const struct
   }
   int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
   if (pm < 0) return;
-  int usable = track.base_valid && track.base1;
   struct dirty_range *armed = imgdump__scratch_alloc(s, (track.n_armed + 1) * sizeof *armed);
   struct harvest h = {imgdump__scratch_alloc(s, SCAN_VEC * sizeof(struct pm_page_region)), NULL, 0, 0};
-  if (usable) { /* the rest of the arena holds the result (MAP_NORESERVE: only what is used is touched) */
+  if (use) { /* the rest of the arena holds the result (MAP_NORESERVE: only what is used is touched) */
     h.cap = (s->size - s->used) / sizeof *h.out - 1;
     h.out = imgdump__scratch_alloc(s, h.cap * sizeof *h.out);
   }
-  int ok = armed && h.vec && (!usable || h.out);
+  int ok = armed && h.vec && (!use || h.out);
   if (ok) memcpy(armed, track.armed, track.n_armed * sizeof *armed);
   size_t n_armed = track.n_armed;
   /* Harvest every armed range (sorted), also when the result is not used: the scan re-arms. */
@@ -174,10 +180,10 @@ static void uffd_begin(struct dirty_snapshot *d, struct scratch *s, const struct
   close(pm);
   if (!ok) { /* unknown: this save is full, and so is the next until a save succeeds */
     track.base_valid = 0;
-    if (usable) d->why_full = "the write-protect scan failed";
+    if (use) d->why_full = "the write-protect scan failed";
     return;
   }
-  if (!usable || d->method != DIRTY_NONE) return;
+  if (!use) return;
   d->method = DIRTY_UFFD;
   d->prev_fd = track.base1 - 1;
   d->prev_generation = track.base_generation;
@@ -276,18 +282,11 @@ void imgdump__dirty_begin(struct dirty_snapshot *d, const struct dirty_range *ra
   /* A previous image this process wrote (CONTINUE) is newer than the one it runs from. The
    * page states of the image mapping are read before uffd arms anything (its markers read as
    * swap entries); the harvest runs even for a full save: it re-arms for the saves after it. */
-  int uffd_usable = track.uffd1 && track.base_valid && track.base1 && track.pid == getpid();
-  if (!uffd_usable && !env_off("IMGDUMP_INCREMENTAL")) pagemap_begin(d, s);
-  uffd_begin(d, s, ranges, n);
-  if (d->method == DIRTY_UFFD) d->why_full = NULL;
-  if (env_off("IMGDUMP_INCREMENTAL")) {
-    struct scratch keep = d->arena;
-    memset(d, 0, sizeof *d);
-    d->arena = keep;
-    d->prev_fd = d->pagemap_fd = -1;
-    d->why_full = "IMGDUMP_INCREMENTAL=0";
-    return;
-  }
+  int incremental = !env_off("IMGDUMP_INCREMENTAL");
+  int use_uffd = incremental && uffd_base_usable();
+  if (incremental && !use_uffd) pagemap_begin(d, s);
+  uffd_begin(d, s, ranges, n, use_uffd);
+  if (!incremental) d->why_full = "IMGDUMP_INCREMENTAL=0";
 }
 
 static int find_range(const struct dirty_range *r, size_t n, uint64_t addr) {

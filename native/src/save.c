@@ -48,6 +48,19 @@ struct save_job {
   int image_ro;                /* read-only descriptor of the new image, for the next save */
 };
 
+/* The executable's writable PT_LOADs, [start, end) at run time (from its own program headers). */
+static size_t writable_segments(struct dirty_range *out, size_t cap) {
+  struct imgdump__own_image img;
+  imgdump__own_image(&img);
+  size_t n = 0;
+  for (size_t i = 0; i < img.phnum && n < cap; i++) {
+    const ElfW(Phdr) *ph = &img.phdr[i];
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W))
+      out[n++] = (struct dirty_range){img.bias + ph->p_vaddr, img.bias + ph->p_vaddr + ph->p_memsz};
+  }
+  return n;
+}
+
 /* Every range a save may write: the heap reservation, the registered regions and the
  * executable's writable segments, page-rounded (what dirty tracking watches). */
 static size_t saved_ranges(const struct save_job *j, struct dirty_range *out, size_t cap) {
@@ -58,14 +71,10 @@ static size_t saved_ranges(const struct save_job *j, struct dirty_range *out, si
     uint64_t a = h->regions[i].addr & ~4095ull;
     out[n++] = (struct dirty_range){a, (h->regions[i].addr + h->regions[i].len + 4095) & ~4095ull};
   }
-  struct imgdump__own_image img;
-  imgdump__own_image(&img);
-  for (size_t i = 0; i < img.phnum && n < cap; i++) {
-    const ElfW(Phdr) *ph = &img.phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
-    uint64_t lo = img.bias + ph->p_vaddr;
-    out[n++] = (struct dirty_range){lo & ~4095ull, (lo + ph->p_memsz + 4095) & ~4095ull};
-  }
+  struct dirty_range data[16];
+  size_t nd = writable_segments(data, 16);
+  for (size_t i = 0; i < nd && n < cap; i++)
+    out[n++] = (struct dirty_range){data[i].start & ~4095ull, (data[i].end + 4095) & ~4095ull};
   return n;
 }
 
@@ -169,14 +178,10 @@ static int write_allowed(const struct save_job *j, uint64_t addr, uint64_t size)
   if (addr >= h->base && end <= j->brk) return 1;
   for (uint32_t i = 0; i < h->n_regions && i < IMGDUMP_MAX_REGIONS; i++)
     if (addr >= h->regions[i].addr && end <= h->regions[i].addr + h->regions[i].len) return 1;
-  struct imgdump__own_image img;
-  imgdump__own_image(&img);
-  for (size_t i = 0; i < img.phnum; i++) {
-    const ElfW(Phdr) *ph = &img.phdr[i];
-    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
-    uint64_t lo = img.bias + ph->p_vaddr, hi = lo + ph->p_memsz;
-    if (addr >= lo && end <= hi) return 1;
-  }
+  struct dirty_range data[16];
+  size_t nd = writable_segments(data, 16);
+  for (size_t i = 0; i < nd; i++)
+    if (addr >= data[i].start && end <= data[i].end) return 1;
   return 0;
 }
 
@@ -258,6 +263,22 @@ static int parse_writes(struct save_job *j, const struct jval *plan, struct imgd
   return 0;
 }
 
+/* IMGDUMP_REPORT=1: one line on stderr about what the save wrote and took (docs/commands.md). */
+static void report_save(const struct save_job *j, const struct imgdump_write *w, size_t n, const uint64_t *from_prev,
+                        const struct imgdump_copy_source *copy) {
+  const char *on = getenv("IMGDUMP_REPORT");
+  if (!on || !strcmp(on, "0")) return;
+  uint64_t pages = 0, taken = 0;
+  for (size_t i = 0; i < n; i++) pages += (w[i].size + 4095) / 4096, taken += from_prev[i];
+  const char *why = j->dirty.why_full;
+  char line[512];
+  snprintf(line, sizeof line, "imgdump: save generation %llu: tracking %s, %llu pages written, %llu from the previous image "
+           "(%llu reflinked, %llu copied)%s%s\n", (unsigned long long)j->generation, imgdump__dirty_method_name(j->dirty.method),
+           (unsigned long long)(pages - taken), (unsigned long long)taken, (unsigned long long)copy->reflinked,
+           (unsigned long long)copy->copied, why ? ": full because " : "", why ? why : "");
+  imgdump__os_stderr(line);
+}
+
 static int dirty_page_clean_cb(void *ctx, uint64_t addr, uint64_t prev_off) {
   return imgdump__dirty_page_clean(ctx, addr, prev_off);
 }
@@ -296,16 +317,7 @@ static int write_payload(struct save_job *j, int out_fd, const struct imgdump_wr
            (unsigned long long)copy.copied);
   }
   int sent = imgdump__planner_send(&j->planner, msg);
-  if (!rc && getenv("IMGDUMP_REPORT") && strcmp(getenv("IMGDUMP_REPORT"), "0")) {
-    uint64_t pages = 0, taken = 0;
-    for (size_t i = 0; i < n; i++) pages += (w[i].size + 4095) / 4096, taken += from_prev[i];
-    char line[512];
-    snprintf(line, sizeof line, "imgdump: save generation %llu: tracking %s, %llu pages written, %llu from the previous image "
-             "(%llu reflinked, %llu copied)%s%s\n", (unsigned long long)j->generation, imgdump__dirty_method_name(j->dirty.method),
-             (unsigned long long)(pages - taken), (unsigned long long)taken, (unsigned long long)copy.reflinked,
-             (unsigned long long)copy.copied, j->dirty.why_full ? ": full because " : "", j->dirty.why_full ? j->dirty.why_full : "");
-    imgdump__os_stderr(line);
-  }
+  if (!rc) report_save(j, w, n, from_prev, &copy);
   if (rc) {
     imgdump__set_error("writing the image failed: %s", strerror(-rc));
     return rc == -EFBIG ? IMGDUMP_EFBIG : IMGDUMP_EIO;

@@ -64,7 +64,7 @@ export function finalizeElfImage(plan: ElfImagePlan, pending: PendingOutput, crc
     faultPoint('headers')
     validateWritten(plan, pending.fd)
     pending.commit()
-  })
+  }, increment)
 }
 
 /** The segments with how the save knew its written pages, and how many of each it wrote. */

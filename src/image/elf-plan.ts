@@ -68,8 +68,10 @@ interface Run {role: 'heap' | 'region'; addr: bigint; fileSize: bigint; memSize:
 
 export function planElfImage(req: SaveRequest): ElfImagePlan {
   const startedAt = performance.now()
+  // Through /proc/PID/exe the running file itself is read (it may be an image); `origin` is
+  // only for runtimes too old to report their pid.
   const running = runningExecutable(req)
-  const original = loadOriginal(running.open, running.open === running.label ? req.origin : null, undefined, running.label)
+  const original = loadOriginal(running.open, running.viaProc ? null : req.origin, undefined, running.label)
   // The ELF model's reader validates the whole original (bounds, overlaps, tables) before we edit it.
   if (!validated.has(original.bytes)) {
     parseElf(original.bytes)

@@ -7,7 +7,7 @@
 import fs from 'node:fs'
 import {alignUp} from '../binary/align.js'
 import {asTypedError, ImgdumpError} from '../errors.js'
-import type {ImagePlan, PendingOutput, SaveResult} from './save-types.js'
+import type {ImagePlan, PendingOutput, SaveIncrement, SaveResult} from './save-types.js'
 
 export const saveError = (code: string, message: string, value?: bigint | number | string, hint?: string) =>
   new ImgdumpError('save', code, `${message} [${code}]`, {value, hint})
@@ -35,7 +35,7 @@ export function readAt(fd: number, offset: bigint, length: bigint): Buffer {
  * runtime wrote every planned range (`crcs`: one CRC32C per write, in plan order).
  */
 export function finalizeFrame(plan: ImagePlan, pending: PendingOutput, crcs: readonly number[], startedAt: number,
-  finish: () => void): SaveResult {
+  finish: () => void, increment?: SaveIncrement): SaveResult {
   try {
     if (crcs.length !== plan.writes.length) {
       throw saveError('IMAGE_BAD_CRCS', `the runtime reported ${crcs.length} checksums for ${plan.writes.length} writes`, crcs.length)
@@ -43,7 +43,9 @@ export function finalizeFrame(plan: ImagePlan, pending: PendingOutput, crcs: rea
     finish()
     let memoryBytes = 0n
     for (const w of plan.writes) memoryBytes += w.size
-    return {path: pending.target, bytes: plan.fileSize, pages: Number(alignUp(memoryBytes, 4096n) / 4096n), ms: performance.now() - startedAt}
+    // Pages the runtime wrote from memory; an incremental save took the others from its previous image.
+    const pages = increment ? increment.pagesWritten : Number(alignUp(memoryBytes, 4096n) / 4096n)
+    return {path: pending.target, bytes: plan.fileSize, pages, ms: performance.now() - startedAt, ...(increment ? {increment} : {})}
   } catch (err) {
     pending.discard()
     throw asTypedError(err, `cannot write ${pending.target}`)

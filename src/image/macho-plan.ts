@@ -23,7 +23,7 @@ import {buildMachoImageDetailed, type MachoImageLayout, type MachoImageSegment} 
 import {decodeManifest, encodeManifest, type Manifest, type ManifestPayload, type ManifestSegment} from './manifest.js'
 import {MANIFEST_FLAGS, MANIFEST_FORMAT} from './manifest-fields.js'
 import {loadOriginal, type OpenedExecutable} from './original-executable.js'
-import type {ImagePlan, PendingOutput, PlannedWrite, SaveRequest, SaveResult} from './save-types.js'
+import type {ImagePlan, PendingOutput, PlannedWrite, SaveIncrement, SaveRequest, SaveResult} from './save-types.js'
 import {editError, finalizeFrame, readAt, saveError, writeAt} from './finalize-frame.js'
 
 /** The writer holds every payload in memory (macho-image.ts): the sum of saved bytes is capped. */
@@ -184,7 +184,7 @@ function memoryPayload(fileOffset: bigint, length: bigint, crc32: number): Manif
  * rebuild the image around those bytes, write it over the output, validate, commit. On any
  * failure the output is discarded and the previous image stays as it was.
  */
-export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput, crcs: readonly number[]): SaveResult {
+export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput, crcs: readonly number[], increment?: SaveIncrement): SaveResult {
   const s = plan.macho
   return finalizeFrame(plan, pending, crcs, s.startedAt, () => {
     // What the runtime reports must be what the file holds (a torn or misplaced write fails here).
@@ -224,7 +224,7 @@ export function finalizeMachoImage(plan: MachoImagePlan, pending: PendingOutput,
     const check = verifyMachoImage(written, {requireSignature: true})
     if (!check.ok) throw new ImgdumpError('write', 'IMAGE_WRITE_CHECK', `the written Mach-O image failed its check: ${check.problems.join('; ')}`)
     pending.commit()
-  })
+  }, increment)
 }
 
 /** A Mach-O runtime or image for loadOriginal (read whole: the writer holds images in memory anyway). */

@@ -64,7 +64,7 @@ export function reconstructOriginal(src: ByteSource, manifest: Manifest, label: 
 /** An executable or image opened for loadOriginal: its manifest (null in a plain runtime) and bytes. */
 export interface OpenedExecutable {found: Pick<FoundManifest, 'manifest' | 'bytes'> | null; src: ByteSource; close(): void}
 
-function readElfImageOrExe(path: string): OpenedExecutable {
+export function readElfImageOrExe(path: string): OpenedExecutable {
   let fd: number
   try { fd = fs.openSync(path, 'r') } catch (err) { throw ioError(err, path) }
   try {

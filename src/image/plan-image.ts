@@ -34,6 +34,6 @@ export function prepareOutput(plan: ImagePlan, pending: PendingOutput): void {
 }
 
 export function finalizeImage(plan: ImagePlan, pending: PendingOutput, crcs: readonly number[], increment?: SaveIncrement): SaveResult {
-  if ('macho' in plan) return finalizeMachoImage(plan as MachoImagePlan, pending, crcs)
+  if ('macho' in plan) return finalizeMachoImage(plan as MachoImagePlan, pending, crcs, increment)
   return finalizeElfImage(asElf(plan), pending, crcs, increment)
 }

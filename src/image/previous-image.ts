@@ -7,11 +7,8 @@
  * image holds the same addresses; the runtime copies the pages it knows to be clean from
  * there (reflink or copy_file_range) and writes the rest. Anything doubtful: a full save.
  */
-import fs from 'node:fs'
-import {fdSource} from '../elf/byte-source.js'
-import {ElfScan} from '../elf/scan.js'
 import type {ManifestSegment} from './manifest.js'
-import {findManifest, type OriginalExecutable} from './original-executable.js'
+import {readElfImageOrExe, type OpenedExecutable, type OriginalExecutable} from './original-executable.js'
 import type {PlannedWrite, SaveRequest} from './save-types.js'
 
 export interface PreviousChoice {
@@ -30,15 +27,14 @@ function previousPath(req: SaveRequest): string | null {
 export function choosePrevious(req: SaveRequest, original: OriginalExecutable): PreviousChoice {
   const path = previousPath(req)
   if (!path || !req.previous) return {segments: null, why: req.tracking?.why}
-  let fd: number
+  let image: OpenedExecutable
   try {
-    fd = fs.openSync(path, 'r')
+    image = readElfImageOrExe(path)
   } catch (err) {
-    return {segments: null, why: `the previous image cannot be opened (${(err as Error).message})`}
+    return {segments: null, why: `the previous image cannot be read (${(err as Error).message})`}
   }
   try {
-    const src = fdSource(fd)
-    const found = findManifest(new ElfScan(src))
+    const {found, src} = image
     if (!found) return {segments: null, why: 'the previous image has no manifest'}
     const m = found.manifest
     if (m.generation !== req.previous.generation) {
@@ -52,7 +48,7 @@ export function choosePrevious(req: SaveRequest, original: OriginalExecutable): 
   } catch (err) {
     return {segments: null, why: `the previous image is damaged (${(err as Error).message})`}
   } finally {
-    fs.closeSync(fd)
+    image.close()
   }
 }
 

@@ -18,8 +18,8 @@ export interface RunningExecutable {
   open: string
   /** The path to name in messages and record in a manifest (without " (deleted)"). */
   label: string
-  /** The file at the reported path is no longer the one the process runs. */
-  replaced: boolean
+  /** `open` is /proc/PID/exe: the very file the process runs. */
+  viaProc: boolean
 }
 
 export function runningExecutable(req: Pick<SaveRequest, 'exe' | 'pid'>): RunningExecutable {
@@ -27,10 +27,10 @@ export function runningExecutable(req: Pick<SaveRequest, 'exe' | 'pid'>): Runnin
   if (req.pid !== undefined && req.pid > 0) {
     const link = `/proc/${req.pid}/exe`
     try {
-      if (fs.readlinkSync(link) === req.exe) return {open: link, label, replaced: req.exe.endsWith(DELETED)}
+      if (fs.readlinkSync(link) === req.exe) return {open: link, label, viaProc: true}
     } catch {
       // No such process, or not ours to read: fall back to the path.
     }
   }
-  return {open: label, label, replaced: false}
+  return {open: label, label, viaProc: false}
 }

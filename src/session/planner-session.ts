@@ -174,8 +174,7 @@ export class PlannerSession {
       const increment = summarizeIncrement(plan, w)
       const result = await side.finalizeImage(plan, flight.pending!, w.crc32c, increment)
       const ms = Math.round((performance.now() - flight.started) * 100) / 100
-      // `pages`: what the runtime wrote from memory; the rest came from the previous image.
-      const done = {...result, ms, increment, pages: increment.pagesWritten}
+      const done = {...result, ms}
       this.channel.send({t: 'done', id: w.id, path: done.path, bytes: done.bytes, pages: done.pages, ms})
       this.endSave({ok: true, request: flight.req, result: done})
     } catch (err) {

@@ -8,7 +8,7 @@
  *                          or   {"t":"error","phase","code","message","hint"?}
  */
 import net from 'node:net'
-import type {SaveMode, TrackingMethod} from '../image/save-types.js'
+import type {SaveIncrement, SaveMode} from '../image/save-types.js'
 import {type ErrorPhase, ImgdumpError} from '../errors.js'
 import {EXIT_CODES} from '../exit-codes.js'
 import {LineReader} from './line-reader.js'
@@ -17,16 +17,9 @@ export const SESSION_SOCKET_VERSION = 1
 
 export interface SaveAsk {t: 'save'; v: number; path: string; mode: SaveMode}
 export interface SaveStatus {t: 'status'; state: 'waiting' | 'writing'; connected: boolean; bytes?: number; total?: number}
-/** What an incremental save took from its previous image (SaveIncrement on the wire). */
-export interface SavedIncrement {
-  tracking: TrackingMethod
-  why?: string
-  previousGeneration?: number
-  pagesWritten: number
-  pagesFromPrevious: number
-  reflinked: number
-  copied: number
-}
+/** What an incremental save took from its previous image: SaveIncrement as JSON (the
+ * generation a number, the per-write counts left out). */
+export type SavedIncrement = Omit<SaveIncrement, 'previousGeneration' | 'fromPrevious'> & {previousGeneration?: number}
 
 export interface Saved {t: 'saved'; path: string; bytes: number; pages: number; ms: number; increment?: SavedIncrement}
 export interface SaveFailed {t: 'error'; phase: ErrorPhase; code: string; message: string; hint?: string}
