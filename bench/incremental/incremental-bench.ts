@@ -10,7 +10,7 @@
  * them (kv's `timed-save`, which includes spawning the planner CLI).
  * Restore: `echo 'exit 0' | ./image` of the final images against the plain runtime.
  * Env: BENCH_INC_MIB=1024 (heap MiB), BENCH_INC_ROUNDS=3, BENCH_INC_NOSYNC=1 adds a table with
- * IMGDUMP_SYNC=0 (no fsyncs; the write loops then skip theirs too).
+ * IMGDUMP_SYNC=0 (no fsyncs; the write loops then skip theirs too), BENCH_INC_DIR the images' directory.
  */
 import {execFileSync, spawnSync} from 'node:child_process'
 import {mkdirSync, mkdtempSync, rmSync, statSync} from 'node:fs'
@@ -20,7 +20,8 @@ import {performance} from 'node:perf_hooks'
 
 const REPO = resolve(import.meta.dirname, '../..')
 const CLI = join(REPO, 'bin/run.js')
-const work = mkdtempSync(join(tmpdir(), 'imgdump-bench-inc-'))
+// BENCH_INC_DIR: where images go (e.g. a loop-mounted XFS, where clean pages are reflinked).
+const work = mkdtempSync(join(process.env.BENCH_INC_DIR ?? tmpdir(), 'imgdump-bench-inc-'))
 const MIB = Number(process.env.BENCH_INC_MIB ?? 1024)
 const ROUNDS = Math.max(3, Number(process.env.BENCH_INC_ROUNDS ?? 3))
 const PERCENTS = [0, 0.1, 1, 10, 50]
@@ -60,7 +61,7 @@ function sessionSave(tools: Tools, image: string, pct: number, seed: number, mod
   const oks = r.stdout.match(/save: 0 ok/g)?.length ?? 0
   if (r.status !== 0 || oks !== 2 || us.length !== 2) throw new Error(`kv failed (${mode} ${pct}%):\n${r.stdout}\n${r.stderr}`)
   // The report of the measured save is the last one; `: full because …` when it fell back.
-  const reports = [...r.stderr.matchAll(/save generation \d+: tracking (\S+), (\d+) pages written, (\d+) from the previous image \((\d+) reflinked, (\d+) copied\)(?:: full because (.*))?/g)]
+  const reports = [...r.stderr.matchAll(/save generation \d+: tracking (\S+), (\d+) pages written, (\d+) from the previous image \((\d+) reflinked, (\d+) copied\)(?:, \d+ zero pages left as holes)?(?:: full because (.*))?/g)]
   const m = reports.at(-1)
   if (!m) throw new Error(`no IMGDUMP_REPORT line:\n${r.stderr}`)
   const st = statSync(image)

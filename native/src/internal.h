@@ -54,7 +54,7 @@ struct imgdump_copy_source {
 };
 
 /* pwrite each range at its offset (large writes), CRC32C of the bytes as written into
- * crc_out[i]. The bytes of the heap header page(s) are written from a sanitised copy: lock
+ * crc_out[i]; all-zero pages are not written (holes in the fresh output). The bytes of the heap header page(s) are written from a sanitised copy: lock
  * and save_in_progress cleared, generation set to `generation`. SIGXFSZ is blocked while
  * writing (EFBIG instead of death). Returns 0 or -errno; *written gets the byte count.
  * IMGDUMP__WRITE_FLUSH (the plan's `flush`: the planner will fsync) starts writeback of each
@@ -63,10 +63,12 @@ struct imgdump_copy_source {
 int imgdump__write_ranges(int fd, const struct imgdump_write *w, size_t n, uint32_t *crc_out,
                           uint64_t generation, unsigned flags, uint64_t *written);
 /* The same with clean pages taken from `src` (may be NULL); from_prev[i] (may be NULL) gets
- * the pages of write i that came from the previous image. */
+ * the pages of write i that came from the previous image, *holes (may be NULL) the all-zero
+ * pages left as holes (the output is a fresh file: holes read as zero). Both count as written
+ * in *written. */
 int imgdump__write_ranges_from(int fd, const struct imgdump_write *w, size_t n, uint32_t *crc_out,
                                uint64_t generation, unsigned flags, uint64_t *written,
-                               struct imgdump_copy_source *src, uint64_t *from_prev);
+                               struct imgdump_copy_source *src, uint64_t *from_prev, uint64_t *holes);
 
 /* CRC32C (Castagnoli), hardware instruction where available, table otherwise. Start with 0. */
 uint32_t imgdump__crc32c(uint32_t crc, const void *p, size_t n);

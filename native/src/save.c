@@ -265,7 +265,7 @@ static int parse_writes(struct save_job *j, const struct jval *plan, struct imgd
 
 /* IMGDUMP_REPORT=1: one line on stderr about what the save wrote and took (docs/commands.md). */
 static void report_save(const struct save_job *j, const struct imgdump_write *w, size_t n, const uint64_t *from_prev,
-                        const struct imgdump_copy_source *copy) {
+                        uint64_t holes, const struct imgdump_copy_source *copy) {
   const char *on = getenv("IMGDUMP_REPORT");
   if (!on || !strcmp(on, "0")) return;
   uint64_t pages = 0, taken = 0;
@@ -273,9 +273,10 @@ static void report_save(const struct save_job *j, const struct imgdump_write *w,
   const char *why = j->dirty.why_full;
   char line[512];
   snprintf(line, sizeof line, "imgdump: save generation %llu: tracking %s, %llu pages written, %llu from the previous image "
-           "(%llu reflinked, %llu copied)%s%s\n", (unsigned long long)j->generation, imgdump__dirty_method_name(j->dirty.method),
-           (unsigned long long)(pages - taken), (unsigned long long)taken, (unsigned long long)copy->reflinked,
-           (unsigned long long)copy->copied, why ? ": full because " : "", why ? why : "");
+           "(%llu reflinked, %llu copied), %llu zero pages left as holes%s%s\n", (unsigned long long)j->generation,
+           imgdump__dirty_method_name(j->dirty.method), (unsigned long long)(pages - taken - holes), (unsigned long long)taken,
+           (unsigned long long)copy->reflinked, (unsigned long long)copy->copied, (unsigned long long)holes,
+           why ? ": full because " : "", why ? why : "");
   imgdump__os_stderr(line);
 }
 
@@ -287,15 +288,15 @@ static int dirty_page_clean_cb(void *ctx, uint64_t addr, uint64_t prev_off) {
 static int write_payload(struct save_job *j, int out_fd, const struct imgdump_write *w, size_t n, unsigned flags) {
   uint32_t *crc = imgdump__scratch_alloc(&j->s, (n + 1) * sizeof *crc);
   uint64_t *from_prev = imgdump__scratch_alloc(&j->s, (n + 1) * sizeof *from_prev);
-  uint64_t written = 0;
+  uint64_t written = 0, holes = 0;
   struct imgdump_copy_source copy = {.fd = j->dirty.prev_fd, .page_clean = dirty_page_clean_cb, .ctx = &j->dirty};
   struct imgdump_copy_source *src = j->dirty.method != DIRTY_NONE ? &copy : NULL;
   int rc = crc && from_prev ? 0 : -ENOMEM;
   if (!rc && save_fault_armed("mid-write")) { /* die with part of the payload written */
-    imgdump__write_ranges_from(out_fd, w, n > 1 ? n / 2 : n, crc, j->generation, flags, &written, src, from_prev);
+    imgdump__write_ranges_from(out_fd, w, n > 1 ? n / 2 : n, crc, j->generation, flags, &written, src, from_prev, &holes);
     save_fault("mid-write");
   }
-  if (!rc) rc = imgdump__write_ranges_from(out_fd, w, n, crc, j->generation, flags, &written, src, from_prev);
+  if (!rc) rc = imgdump__write_ranges_from(out_fd, w, n, crc, j->generation, flags, &written, src, from_prev, &holes);
   size_t cap = 256 + n * 36;
   char *msg = imgdump__scratch_alloc(&j->s, cap);
   if (!msg) return IMGDUMP_ENOMEM;
@@ -313,11 +314,11 @@ static int write_payload(struct save_job *j, int out_fd, const struct imgdump_wr
     /* Pages of each write that came from the previous image, and how (protocol v1 addition). */
     imgdump__jw_fmt(&jw, ",\"tracking\":\"%s\",\"fromPrevious\":[", imgdump__dirty_method_name(j->dirty.method));
     for (size_t i = 0; i < n; i++) imgdump__jw_fmt(&jw, i ? ",%llu" : "%llu", (unsigned long long)from_prev[i]);
-    imgdump__jw_fmt(&jw, "],\"reflinked\":%llu,\"copied\":%llu}", (unsigned long long)copy.reflinked,
-           (unsigned long long)copy.copied);
+    imgdump__jw_fmt(&jw, "],\"reflinked\":%llu,\"copied\":%llu,\"holes\":%llu}", (unsigned long long)copy.reflinked,
+           (unsigned long long)copy.copied, (unsigned long long)holes);
   }
   int sent = imgdump__planner_send(&j->planner, msg);
-  if (!rc) report_save(j, w, n, from_prev, &copy);
+  if (!rc) report_save(j, w, n, from_prev, holes, &copy);
   if (rc) {
     imgdump__set_error("writing the image failed: %s", strerror(-rc));
     return rc == -EFBIG ? IMGDUMP_EFBIG : IMGDUMP_EIO;

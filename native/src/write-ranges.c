@@ -116,27 +116,37 @@ static int in_substitute(uint64_t a, uint64_t end, const struct substitute *subs
   return 0;
 }
 
-/* A page the previous image holds unchanged: whole, not substituted, reported clean. */
-static int page_from_prev(const struct imgdump_write *w, struct imgdump_copy_source *src, uint64_t a,
-                          const struct substitute *subs, int nsubs) {
-  uint64_t prev_end = w->addr + (w->prev_len < w->size ? w->prev_len : w->size);
-  if (a % PAGE || a + PAGE > prev_end || in_substitute(a, a + PAGE, subs, nsubs)) return 0;
-  return src->page_clean(src->ctx, a, w->prev + (a - w->addr));
+static int page_is_zero(uint64_t a) {
+  const uint64_t *p = (const uint64_t *)a;
+  for (size_t i = 0; i < PAGE / sizeof *p; i++)
+    if (p[i]) return 0; /* most pages end here, at their first word */
+  return 1;
 }
 
-/* Write one planned range: runs of clean pages from the previous image, the rest from memory.
- * The CRC is always over memory, in address order: the previous image is checked by it too. */
+/* How a page reaches the file: a hole (all zero: a fresh output file reads zero there),
+ * shared or copied from the previous image (unchanged since), or written from memory. Only
+ * whole pages that are not substituted can be anything but written. */
+enum page_way { PAGE_WRITE, PAGE_HOLE, PAGE_PREV };
+
+static enum page_way page_way(const struct imgdump_write *w, struct imgdump_copy_source *src, uint64_t a,
+                              const struct substitute *subs, int nsubs) {
+  if (a % PAGE || a + PAGE > w->addr + w->size || in_substitute(a, a + PAGE, subs, nsubs)) return PAGE_WRITE;
+  if (page_is_zero(a)) return PAGE_HOLE;
+  if (!src || w->prev == IMGDUMP__NO_PREV) return PAGE_WRITE;
+  uint64_t prev_end = w->addr + (w->prev_len < w->size ? w->prev_len : w->size);
+  if (a + PAGE > prev_end) return PAGE_WRITE;
+  return src->page_clean(src->ctx, a, w->prev + (a - w->addr)) ? PAGE_PREV : PAGE_WRITE;
+}
+
+/* Write one planned range as runs of pages that reach the file the same way (page_way). The
+ * CRC is always over memory, in address order, so the previous image's pages are checked by
+ * it too. *holes and *from_prev count the pages not written. */
 static int write_one(int fd, const struct imgdump_write *w, const struct substitute *subs, int nsubs,
                      unsigned flags, uint32_t *crc, uint64_t *written, struct imgdump_copy_source *src,
-                     uint64_t *from_prev) {
+                     uint64_t *from_prev, uint64_t *holes) {
   uint32_t c = 0;
   uint64_t end = w->addr + w->size;
   *from_prev = 0;
-  if (!src || w->prev == IMGDUMP__NO_PREV) {
-    int rc = write_span(fd, w->addr, end, w->offset, subs, nsubs, flags, &c, written);
-    *crc = c;
-    return rc;
-  }
   /* Writeback (the plan's flush) per WRITE_PIECE of progress, not per run: scattered dirty
    * pages make thousands of short runs, and one sync_file_range each cost more than the copy
    * saved (measured with bench/incremental). */
@@ -144,21 +154,23 @@ static int write_one(int fd, const struct imgdump_write *w, const struct substit
   uint64_t flushed = w->offset;
   uint64_t a = w->addr;
   while (a < end) {
-    int clean = page_from_prev(w, src, a, subs, nsubs);
+    enum page_way way = page_way(w, src, a, subs, nsubs);
     uint64_t run = a, next = (a | (PAGE - 1)) + 1;
     if (next > end) next = end;
-    while (next < end && next - run < COPY_PIECE && page_from_prev(w, src, next, subs, nsubs) == clean) {
+    while (next < end && next - run < COPY_PIECE && page_way(w, src, next, subs, nsubs) == way) {
       next += PAGE;
       if (next > end) next = end;
     }
-    uint64_t off = w->offset + (run - w->addr);
-    int rc = clean ? copy_from_prev(fd, src, w->prev + (run - w->addr), off, next - run, written) : 1;
-    if (rc == 0) {
-      c = imgdump__crc32c(c, (const void *)run, (size_t)(next - run));
-      *from_prev += (next - run) / PAGE;
-    } else if (rc == 1) {
-      rc = write_span(fd, run, next, off, subs, nsubs, piece_flags, &c, written);
+    uint64_t off = w->offset + (run - w->addr), len = next - run;
+    int rc = 1;
+    if (way == PAGE_HOLE) {
+      rc = 0, *holes += len / PAGE, *written += len;
+    } else if (way == PAGE_PREV) {
+      rc = copy_from_prev(fd, src, w->prev + (run - w->addr), off, len, written);
+      if (rc == 0) *from_prev += len / PAGE;
     }
+    if (rc == 0) c = imgdump__crc32c(c, (const void *)run, (size_t)len);
+    else if (rc == 1) rc = write_span(fd, run, next, off, subs, nsubs, piece_flags, &c, written);
     if (rc < 0) return rc;
     a = next;
     uint64_t done_to = w->offset + (a - w->addr);
@@ -173,12 +185,12 @@ static int write_one(int fd, const struct imgdump_write *w, const struct substit
 
 int imgdump__write_ranges(int fd, const struct imgdump_write *w, size_t n, uint32_t *crc_out,
                           uint64_t generation, unsigned flags, uint64_t *written) {
-  return imgdump__write_ranges_from(fd, w, n, crc_out, generation, flags, written, NULL, NULL);
+  return imgdump__write_ranges_from(fd, w, n, crc_out, generation, flags, written, NULL, NULL, NULL);
 }
 
 int imgdump__write_ranges_from(int fd, const struct imgdump_write *w, size_t n, uint32_t *crc_out,
                                uint64_t generation, unsigned flags, uint64_t *written,
-                               struct imgdump_copy_source *src, uint64_t *from_prev) {
+                               struct imgdump_copy_source *src, uint64_t *from_prev, uint64_t *holes) {
   uint64_t total = 0;
   if (written) *written = 0;
   if (fd < 0 || (n && !w)) return -EINVAL;
@@ -210,10 +222,11 @@ int imgdump__write_ranges_from(int fd, const struct imgdump_write *w, size_t n, 
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     uint32_t crc = 0;
-    uint64_t pages = 0;
-    rc = write_one(fd, &w[i], subs, nsubs, flags, &crc, &total, src, &pages);
+    uint64_t pages = 0, zero = 0;
+    rc = write_one(fd, &w[i], subs, nsubs, flags, &crc, &total, src, &pages, &zero);
     if (crc_out) crc_out[i] = crc;
     if (from_prev) from_prev[i] = pages;
+    if (holes) *holes += zero;
   }
   sigpending(&pending);
   if (!was_pending && sigismember(&pending, SIGXFSZ)) {

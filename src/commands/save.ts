@@ -20,6 +20,8 @@ export interface SaveCommandResult {
   pagesFromPrevious: number
   reflinked: number
   copied: number
+  /** All-zero pages left as holes in the image. */
+  holes: number
   fullBecause?: string
 }
 
@@ -65,7 +67,7 @@ Prints size, pages written, pages taken from the previous image, time and throug
       session: session.name, pid: session.pid, path: saved.path, mode,
       bytes: saved.bytes, pages: saved.pages, ms: saved.ms, mbPerSecond: mbPerSecond(saved.bytes, saved.ms),
       tracking: inc?.tracking ?? 'none', pagesFromPrevious: inc?.pagesFromPrevious ?? 0, reflinked: inc?.reflinked ?? 0,
-      copied: inc?.copied ?? 0, ...(inc?.why ? {fullBecause: inc.why} : {}),
+      copied: inc?.copied ?? 0, holes: inc?.holes ?? 0, ...(inc?.why ? {fullBecause: inc.why} : {}),
     }
     const how = result.pagesFromPrevious > 0
       ? ` (+${result.pagesFromPrevious} from the previous image, ${result.reflinked ? 'reflinked' : 'copied'}; tracking ${result.tracking})`

@@ -74,6 +74,8 @@ export interface SaveIncrement {
   /** Of those: shared extents (reflink) and in-kernel copies (copy_file_range). */
   reflinked: number
   copied: number
+  /** All-zero pages left as holes (neither written nor copied). */
+  holes: number
   /** Per planned write: pages taken from the previous image (for the manifest's segment records). */
   fromPrevious?: number[]
 }
@@ -129,4 +131,5 @@ export interface WrittenFacts {
   fromPrevious?: number[]
   reflinked?: number
   copied?: number
+  holes?: number
 }

@@ -275,9 +275,10 @@ export function summarizeIncrement(plan: ImagePlan, w: Written): SaveIncrement {
   let pages = 0
   for (const x of plan.writes) pages += Number((x.size + 4095n) / 4096n)
   const taken = fromPrevious.reduce((a, b) => a + b, 0)
-  if (taken > pages) throw protoError('PROTO_BAD_FIELD', `written: ${taken} pages from the previous image, only ${pages} planned`)
-  const out: SaveIncrement = {tracking: w.tracking ?? plan.request.tracking?.method ?? 'none', pagesWritten: pages - taken,
-    pagesFromPrevious: taken, reflinked: w.reflinked ?? 0, copied: w.copied ?? 0,
+  const holes = w.holes ?? 0
+  if (taken + holes > pages) throw protoError('PROTO_BAD_FIELD', `written: ${taken} pages from the previous image and ${holes} holes, only ${pages} planned`)
+  const out: SaveIncrement = {tracking: w.tracking ?? plan.request.tracking?.method ?? 'none', pagesWritten: pages - taken - holes,
+    pagesFromPrevious: taken, reflinked: w.reflinked ?? 0, copied: w.copied ?? 0, holes,
     fromPrevious: fromPrevious.length ? fromPrevious : plan.writes.map(() => 0)}
   if (plan.fullBecause !== undefined) out.why = plan.fullBecause
   if (plan.request.previous && plan.fullBecause === undefined) out.previousGeneration = plan.request.previous.generation

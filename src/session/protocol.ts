@@ -213,6 +213,7 @@ function decodeWritten(f: Fields): Written {
   }
   if (f.has('reflinked')) w.reflinked = f.int('reflinked')
   if (f.has('copied')) w.copied = f.int('copied')
+  if (f.has('holes')) w.holes = f.int('holes')
   return w
 }
 

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict'
 import {spawn, spawnSync, type ChildProcessWithoutNullStreams} from 'node:child_process'
-import {copyFileSync, existsSync, readdirSync, renameSync, rmSync} from 'node:fs'
+import {copyFileSync, existsSync, readdirSync, renameSync, rmSync, statSync} from 'node:fs'
 import {join} from 'node:path'
 import {CLI, buildKv, runKv, tempDir} from './kv-harness.js'
 
@@ -232,6 +232,22 @@ describe('session loop: one image path, generation after generation', function (
     } finally {
       rt.kill()
     }
+  })
+
+  it('all-zero pages are holes in the image: disk blocks near the live data, the restore reads zeros', async () => {
+    const img = join(dir, 'z.img')
+    const r = runKv(join(bin, 'kv-pie'), ['zeros 256', 'blob 8', 'scribble 30 1', 'digest', `save ${img} exit`],
+      {env: {IMGDUMP_REPORT: '1'}})
+    assert.equal(r.status, 0, r.stderr)
+    assert.match(r.stdout, /^zeros 268435456 ok$/m)
+    const holes = Number(/, (\d+) zero pages left as holes/.exec(r.stderr)?.[1])
+    assert.ok(holes >= 65536, r.stderr)
+    const st = statSync(img)
+    assert.ok(st.size > 256 << 20, `apparent size ${st.size}`)
+    assert.ok(st.blocks * 512 < 48 << 20, `${st.blocks * 512} bytes allocated for a ${st.size}-byte image (du must show the holes)`)
+    const before = r.stdout.split('\n').find((l) => l.startsWith('digest:'))
+    assert.equal(restoredDigest(img), before)
+    verify(img)
   })
 
   it('the saved file is never a partial one: a failed save leaves the previous generation', async () => {
